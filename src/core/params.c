@@ -1,0 +1,54 @@
+#include "params.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int params_add(param_table *t, const char *name, int32_t ndim, const int64_t *shape, int decay,
+               loom_error *err) {
+    if (ndim < 0 || ndim > PARAM_MAX_DIMS) return loom_error_set(err, "%s: bad rank %d", name, ndim);
+    if (strlen(name) >= PARAM_NAME_MAX) return loom_error_set(err, "%s: name too long", name);
+    if (params_find(t, name)) return loom_error_set(err, "%s: duplicate tensor", name);
+    if (t->n == t->cap) {
+        int32_t cap = t->cap ? t->cap * 2 : 32;
+        param_info *info = realloc(t->info, (size_t)cap * sizeof *info);
+        if (!info) return loom_error_set(err, "out of memory");
+        t->info = info;
+        t->cap = cap;
+    }
+    param_info *p = &t->info[t->n];
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, name);
+    p->ndim = ndim;
+    size_t numel = 1;
+    for (int32_t i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || loom_mul_size(numel, (size_t)shape[i], &numel))
+            return loom_error_set(err, "%s: bad shape", name);
+        p->shape[i] = shape[i];
+    }
+    p->numel = numel;
+    p->decay = decay;
+    p->offset = (t->total + 15) & ~(size_t)15;
+    if (loom_add_size(p->offset, numel, &t->total)) return loom_error_set(err, "%s: too large", name);
+    t->n++;
+    return 0;
+}
+
+const param_info *params_find(const param_table *t, const char *name) {
+    for (int32_t i = 0; i < t->n; i++)
+        if (strcmp(t->info[i].name, name) == 0) return &t->info[i];
+    return NULL;
+}
+
+void params_free(param_table *t) {
+    free(t->info);
+    memset(t, 0, sizeof *t);
+}
+
+float *floats_alloc(size_t n) {
+    size_t bytes;
+    if (loom_mul_size(n ? n : 1, sizeof(float), &bytes)) return NULL;
+    bytes = (bytes + 63) & ~(size_t)63;
+    float *p = aligned_alloc(64, bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}

@@ -1,0 +1,690 @@
+/* decoder.c: forward, backward and incremental decoding of the transformer.
+ * Read docs/model-format.md for the math; each kernel's backward sits next to
+ * its forward. */
+#include "decoder/decoder.h"
+
+#include <cblas.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/gemm.h"
+
+/* ------------------------------------------------------------------------ */
+/* config */
+
+decoder_config decoder_default_config(void) {
+    decoder_config c = {
+        .vocab_size = 1024, .d_model = 256, .n_layers = 6, .n_heads = 8, .n_kv_heads = 8,
+        .d_ff = 688, .max_seq = 256, .window = 0, .rope_theta = 10000.0f, .norm_eps = 1e-5f,
+        .tie_embeddings = 1,
+    };
+    return c;
+}
+
+int decoder_config_check(const decoder_config *c, loom_error *err) {
+    if (c->vocab_size < 1 || c->vocab_size > (1 << 20))
+        return loom_error_set(err, "vocab_size %d out of range [1, 1048576]", c->vocab_size);
+    if (c->d_model < 2 || c->d_model > 16384)
+        return loom_error_set(err, "d_model %d out of range [2, 16384]", c->d_model);
+    if (c->n_layers < 1 || c->n_layers > 256)
+        return loom_error_set(err, "n_layers %d out of range [1, 256]", c->n_layers);
+    if (c->n_heads < 1 || c->d_model % c->n_heads != 0)
+        return loom_error_set(err, "n_heads %d must divide d_model %d", c->n_heads, c->d_model);
+    if ((c->d_model / c->n_heads) % 2 != 0)
+        return loom_error_set(err, "head dim %d must be even (rotary pairs)", c->d_model / c->n_heads);
+    if (c->n_kv_heads < 1 || c->n_heads % c->n_kv_heads != 0)
+        return loom_error_set(err, "n_kv_heads %d must divide n_heads %d", c->n_kv_heads, c->n_heads);
+    if (c->d_ff < 1 || c->d_ff > 65536)
+        return loom_error_set(err, "d_ff %d out of range [1, 65536]", c->d_ff);
+    if (c->max_seq < 1 || c->max_seq > DECODER_MAX_SEQ)
+        return loom_error_set(err, "max_seq %d out of range [1, %d]", c->max_seq, DECODER_MAX_SEQ);
+    if (c->window < 0) return loom_error_set(err, "window %d must be >= 0", c->window);
+    if (!(c->rope_theta > 0.0f) || !isfinite(c->rope_theta))
+        return loom_error_set(err, "rope_theta must be positive");
+    if (!(c->norm_eps > 0.0f) || !isfinite(c->norm_eps))
+        return loom_error_set(err, "norm_eps must be positive");
+    if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
+        return loom_error_set(err, "tie_embeddings must be 0 or 1");
+    return 0;
+}
+
+char *decoder_config_to_json(const decoder_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddNumberToObject(o, "vocab_size", c->vocab_size);
+    cJSON_AddNumberToObject(o, "d_model", c->d_model);
+    cJSON_AddNumberToObject(o, "n_layers", c->n_layers);
+    cJSON_AddNumberToObject(o, "n_heads", c->n_heads);
+    cJSON_AddNumberToObject(o, "n_kv_heads", c->n_kv_heads);
+    cJSON_AddNumberToObject(o, "d_ff", c->d_ff);
+    cJSON_AddNumberToObject(o, "max_seq", c->max_seq);
+    cJSON_AddNumberToObject(o, "window", c->window);
+    cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
+    cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
+    cJSON_AddNumberToObject(o, "tie_embeddings", c->tie_embeddings);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int json_int(const cJSON *o, const char *key, int32_t *out, loom_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return loom_error_set(err, "config: \"%s\" missing or not a number", key);
+    double d = v->valuedouble;
+    if (!(d >= -2147483648.0 && d <= 2147483647.0) || d != floor(d))
+        return loom_error_set(err, "config: \"%s\" is not an integer", key);
+    *out = (int32_t)d;
+    return 0;
+}
+
+static int json_float(const cJSON *o, const char *key, float *out, loom_error *err) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v)) return loom_error_set(err, "config: \"%s\" missing or not a number", key);
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int decoder_config_from_json(const char *json, decoder_config *c, loom_error *err) {
+    cJSON *o = cJSON_Parse(json);
+    if (!o || !cJSON_IsObject(o)) {
+        cJSON_Delete(o);
+        return loom_error_set(err, "config: not a JSON object");
+    }
+    decoder_config d = decoder_default_config();
+    int rc = 0;
+    rc |= json_int(o, "vocab_size", &d.vocab_size, err);
+    if (!rc) rc |= json_int(o, "d_model", &d.d_model, err);
+    if (!rc) rc |= json_int(o, "n_layers", &d.n_layers, err);
+    if (!rc) rc |= json_int(o, "n_heads", &d.n_heads, err);
+    if (!rc) rc |= json_int(o, "n_kv_heads", &d.n_kv_heads, err);
+    if (!rc) rc |= json_int(o, "d_ff", &d.d_ff, err);
+    if (!rc) rc |= json_int(o, "max_seq", &d.max_seq, err);
+    if (!rc) rc |= json_int(o, "window", &d.window, err);
+    if (!rc) rc |= json_float(o, "rope_theta", &d.rope_theta, err);
+    if (!rc) rc |= json_float(o, "norm_eps", &d.norm_eps, err);
+    if (!rc) rc |= json_int(o, "tie_embeddings", &d.tie_embeddings, err);
+    cJSON_Delete(o);
+    if (rc) return -1;
+    if (decoder_config_check(&d, err)) return loom_error_wrap(err, "config");
+    *c = d;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* parameters */
+
+int64_t decoder_param_count(const decoder_config *c) {
+    int64_t C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
+    int64_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
+    int64_t per_layer = 2 * C + QD * C + 2 * KD * C + C * QD + 3 * F * C;
+    return V * C + L * per_layer + C + (c->tie_embeddings ? 0 : V * C);
+}
+
+int decoder_register(const decoder_config *c, param_table *t, loom_error *err) {
+    int64_t C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
+    int64_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
+    struct { const char *name; int32_t ndim; int64_t shape[3]; int decay; } tab[] = {
+        {"decoder.tok_emb", 2, {V, C}, 1},
+        {"decoder.attn_norm", 2, {L, C}, 0},
+        {"decoder.wq", 3, {L, QD, C}, 1},
+        {"decoder.wk", 3, {L, KD, C}, 1},
+        {"decoder.wv", 3, {L, KD, C}, 1},
+        {"decoder.wo", 3, {L, C, QD}, 1},
+        {"decoder.mlp_norm", 2, {L, C}, 0},
+        {"decoder.w_gate", 3, {L, F, C}, 1},
+        {"decoder.w_up", 3, {L, F, C}, 1},
+        {"decoder.w_down", 3, {L, C, F}, 1},
+        {"decoder.final_norm", 1, {C}, 0},
+        {"decoder.lm_head", 2, {V, C}, 1},
+    };
+    int n = (int)(sizeof tab / sizeof tab[0]) - (c->tie_embeddings ? 1 : 0);
+    for (int i = 0; i < n; i++)
+        if (params_add(t, tab[i].name, tab[i].ndim, tab[i].shape, tab[i].decay, err)) return -1;
+    return 0;
+}
+
+static float *bind_one(const param_table *t, float *base, const char *name) {
+    const param_info *p = params_find(t, name);
+    return p ? base + p->offset : NULL;
+}
+
+void decoder_bind(const decoder_config *c, const param_table *t, float *base, decoder_weights *w) {
+    w->tok_emb = bind_one(t, base, "decoder.tok_emb");
+    w->attn_norm = bind_one(t, base, "decoder.attn_norm");
+    w->wq = bind_one(t, base, "decoder.wq");
+    w->wk = bind_one(t, base, "decoder.wk");
+    w->wv = bind_one(t, base, "decoder.wv");
+    w->wo = bind_one(t, base, "decoder.wo");
+    w->mlp_norm = bind_one(t, base, "decoder.mlp_norm");
+    w->w_gate = bind_one(t, base, "decoder.w_gate");
+    w->w_up = bind_one(t, base, "decoder.w_up");
+    w->w_down = bind_one(t, base, "decoder.w_down");
+    w->final_norm = bind_one(t, base, "decoder.final_norm");
+    w->lm_head = c->tie_embeddings ? w->tok_emb : bind_one(t, base, "decoder.lm_head");
+}
+
+static void fill_normal(float *p, size_t n, float std, loom_rng *rng) {
+    for (size_t i = 0; i < n; i++) p[i] = std * rng_normal(rng);
+}
+
+static void fill_const(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng *rng) {
+    size_t C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
+    size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
+    float std = 0.02f, std_out = 0.02f / sqrtf(2.0f * (float)L);
+    fill_normal(w->tok_emb, V * C, std, rng);
+    fill_const(w->attn_norm, L * C, 1.0f);
+    fill_normal(w->wq, L * QD * C, std, rng);
+    fill_normal(w->wk, L * KD * C, std, rng);
+    fill_normal(w->wv, L * KD * C, std, rng);
+    fill_normal(w->wo, L * C * QD, std_out, rng);
+    fill_const(w->mlp_norm, L * C, 1.0f);
+    fill_normal(w->w_gate, L * F * C, std, rng);
+    fill_normal(w->w_up, L * F * C, std, rng);
+    fill_normal(w->w_down, L * C * F, std_out, rng);
+    fill_const(w->final_norm, C, 1.0f);
+    if (!c->tie_embeddings) fill_normal(w->lm_head, V * C, std, rng);
+}
+
+/* ------------------------------------------------------------------------ */
+/* kernels: each forward with its backward */
+
+/* out = x / sqrt(mean(x^2) + eps) * w, per row of C. rstd: (N) */
+static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t N,
+                            int64_t C, float eps) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *xi = x + i * C;
+        float *oi = out + i * C;
+        float ss = 0.0f;
+        for (int64_t j = 0; j < C; j++) ss += xi[j] * xi[j];
+        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        if (rstd) rstd[i] = r;
+        for (int64_t j = 0; j < C; j++) oi[j] = xi[j] * r * w[j];
+    }
+}
+
+/* dx (+)= d rmsnorm / dx; dw += sum over rows of dout * x * rstd.
+ * accumulate: dx += instead of dx =. */
+static void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
+                             const float *w, const float *rstd, int64_t N, int64_t C,
+                             int accumulate) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        const float *xi = x + i * C, *di = dout + i * C;
+        float *dxi = dx + i * C;
+        float r = rstd[i], dot = 0.0f;
+        for (int64_t j = 0; j < C; j++) dot += w[j] * di[j] * xi[j];
+        float k = dot * r * r * r / (float)C;
+        if (accumulate)
+            for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * di[j] - k * xi[j];
+        else
+            for (int64_t j = 0; j < C; j++) dxi[j] = r * w[j] * di[j] - k * xi[j];
+    }
+    /* The weight gradient walks columns, so each thread owns its own dw[j]
+     * and the sum order does not depend on the thread count. */
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < C; j++) {
+        float s = 0.0f;
+        for (int64_t i = 0; i < N; i++) s += dout[i * C + j] * x[i * C + j] * rstd[i];
+        dw[j] += s;
+    }
+}
+
+static void rope_table(float *cos_t, float *sin_t, int32_t T, int32_t HD, float theta) {
+    for (int32_t t = 0; t < T; t++)
+        for (int32_t i = 0; i < HD / 2; i++) {
+            double freq = pow((double)theta, -2.0 * i / HD);
+            double a = (double)t * freq;
+            cos_t[(size_t)t * (HD / 2) + i] = (float)cos(a);
+            sin_t[(size_t)t * (HD / 2) + i] = (float)sin(a);
+        }
+}
+
+/* Rotates x (B, T, NH, HD) in place by each position's angles; sign = -1
+ * rotates back, which is the backward of the forward rotation. */
+static void rope_apply(float *x, int32_t B, int32_t T, int32_t NH, int32_t HD,
+                       const float *cos_t, const float *sin_t, float sign) {
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t t = 0; t < T; t++) {
+            const float *ct = cos_t + (size_t)t * (HD / 2), *st = sin_t + (size_t)t * (HD / 2);
+            for (int32_t h = 0; h < NH; h++) {
+                float *v = x + (((size_t)b * T + t) * NH + h) * HD;
+                for (int32_t i = 0; i < HD / 2; i++) {
+                    float c = ct[i], s = sign * st[i];
+                    float x0 = v[2 * i], x1 = v[2 * i + 1];
+                    v[2 * i] = x0 * c - x1 * s;
+                    v[2 * i + 1] = x0 * s + x1 * c;
+                }
+            }
+        }
+}
+
+static inline int32_t window_start(int32_t i, int32_t window) {
+    return (window > 0 && i - window + 1 > 0) ? i - window + 1 : 0;
+}
+
+/* Causal (optionally windowed) attention, per (batch, head) with small
+ * single-threaded sgemms inside one OpenMP loop.
+ * q (B, T, H, HD), k v (B, T, KVH, HD) -> out (B, T, H, HD),
+ * att (B, H, T, T) probabilities (zero outside the allowed band). */
+static void attention_forward(float *out, float *att, const float *q, const float *k,
+                              const float *v, int32_t B, int32_t T, int32_t H, int32_t KVH,
+                              int32_t HD, int32_t window) {
+    const int32_t group = H / KVH;
+    const float scale = 1.0f / sqrtf((float)HD);
+    const int64_t qs = (int64_t)H * HD, ks = (int64_t)KVH * HD;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t h = 0; h < H; h++) {
+            const int32_t kh = h / group;
+            const float *qb = q + (size_t)b * T * qs + (size_t)h * HD;
+            const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
+            const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
+            float *P = att + ((size_t)b * H + h) * T * T;
+            gemm_nt(T, T, HD, qb, qs, kb, ks, 0.0f, P, T);  /* scores, masked below */
+            for (int32_t i = 0; i < T; i++) {
+                float *row = P + (size_t)i * T;
+                int32_t j0 = window_start(i, window);
+                float maxv = -INFINITY, sum = 0.0f;
+                for (int32_t j = j0; j <= i; j++) {
+                    row[j] *= scale;
+                    if (row[j] > maxv) maxv = row[j];
+                }
+                for (int32_t j = j0; j <= i; j++) {
+                    row[j] = expf(row[j] - maxv);
+                    sum += row[j];
+                }
+                float inv = 1.0f / sum;
+                for (int32_t j = 0; j < j0; j++) row[j] = 0.0f;
+                for (int32_t j = j0; j <= i; j++) row[j] *= inv;
+                for (int32_t j = i + 1; j < T; j++) row[j] = 0.0f;
+            }
+            gemm_nn(T, HD, T, P, T, vb, ks, 0.0f, out + (size_t)b * T * qs + (size_t)h * HD, qs);
+        }
+}
+
+/* Backward of attention_forward: dq, dk, dv are overwritten. datt (B, H, T, T)
+ * is scratch. Work is split by (batch, kv head) so each thread owns its dk/dv. */
+static void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
+                               const float *att, const float *q, const float *k, const float *v,
+                               int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t HD,
+                               int32_t window) {
+    const int32_t group = H / KVH;
+    const float scale = 1.0f / sqrtf((float)HD);
+    const int64_t qs = (int64_t)H * HD, ks = (int64_t)KVH * HD;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int32_t b = 0; b < B; b++)
+        for (int32_t kh = 0; kh < KVH; kh++) {
+            const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
+            const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
+            float *dkb = dk + (size_t)b * T * ks + (size_t)kh * HD;
+            float *dvb = dv + (size_t)b * T * ks + (size_t)kh * HD;
+            for (int32_t h = kh * group; h < (kh + 1) * group; h++) {
+                const float *P = att + ((size_t)b * H + h) * T * T;
+                float *dS = datt + ((size_t)b * H + h) * T * T;
+                const float *dob = dout + (size_t)b * T * qs + (size_t)h * HD;
+                const float *qb = q + (size_t)b * T * qs + (size_t)h * HD;
+                float beta = h == kh * group ? 0.0f : 1.0f;
+                gemm_tn(T, HD, T, P, T, dob, qs, beta, dvb, ks);     /* dV (+)= P^T dO */
+                gemm_nt(T, T, HD, dob, qs, vb, ks, 0.0f, dS, T);     /* dP = dO V^T */
+                for (int32_t i = 0; i < T; i++) {
+                    const float *p = P + (size_t)i * T;
+                    float *ds = dS + (size_t)i * T;
+                    int32_t j0 = window_start(i, window);
+                    float sum = 0.0f;
+                    for (int32_t j = j0; j <= i; j++) sum += p[j] * ds[j];
+                    for (int32_t j = 0; j < j0; j++) ds[j] = 0.0f;
+                    for (int32_t j = j0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum) * scale;
+                    for (int32_t j = i + 1; j < T; j++) ds[j] = 0.0f;
+                }
+                gemm_nn(T, HD, T, dS, T, kb, ks, 0.0f, dq + (size_t)b * T * qs + (size_t)h * HD, qs);
+                gemm_tn(T, HD, T, dS, T, qb, qs, beta, dkb, ks);     /* dK (+)= dS^T Q */
+            }
+        }
+}
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+/* act = silu(gate) * up, elementwise over n. */
+static void swiglu_forward(float *act, const float *gate, const float *up, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) act[i] = gate[i] * sigmoidf(gate[i]) * up[i];
+}
+
+static void swiglu_backward(float *dgate, float *dup, const float *dact, const float *gate,
+                            const float *up, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], s = sigmoidf(g);
+        dup[i] = dact[i] * g * s;
+        dgate[i] = dact[i] * up[i] * s * (1.0f + g * (1.0f - s));
+    }
+}
+
+/* Per-position cross-entropy of logits (N, V) against targets (-1 = skip). */
+static void crossentropy_forward(float *losses, const float *logits, const int32_t *targets,
+                                 int64_t N, int64_t V) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        losses[i] = 0.0f;
+        int32_t t = targets[i];
+        if (t < 0) continue;
+        const float *li = logits + i * V;
+        float maxv = -INFINITY;
+        for (int64_t j = 0; j < V; j++) maxv = li[j] > maxv ? li[j] : maxv;
+        double sum = 0.0;
+        for (int64_t j = 0; j < V; j++) sum += expf(li[j] - maxv);
+        losses[i] = (float)(log(sum) + maxv - li[t]);
+    }
+}
+
+/* In place: logits (N, V) -> d loss / d logits, with loss = scale * sum of losses. */
+static void crossentropy_backward(float *logits, const int32_t *targets, int64_t N, int64_t V,
+                                  float scale) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < N; i++) {
+        float *li = logits + i * V;
+        int32_t t = targets[i];
+        if (t < 0) {
+            memset(li, 0, (size_t)V * sizeof *li);
+            continue;
+        }
+        float maxv = -INFINITY;
+        for (int64_t j = 0; j < V; j++) maxv = li[j] > maxv ? li[j] : maxv;
+        float sum = 0.0f;
+        for (int64_t j = 0; j < V; j++) {
+            li[j] = expf(li[j] - maxv);
+            sum += li[j];
+        }
+        float inv = scale / sum;
+        for (int64_t j = 0; j < V; j++) li[j] *= inv;
+        li[t] -= scale;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* activations */
+
+decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, loom_error *err) {
+    if (B < 1 || T < 1 || T > c->max_seq)
+        return loom_error_set(err, "batch %d x %d does not fit (max_seq %d)", B, T, c->max_seq),
+               NULL;
+    decoder_acts *a = calloc(1, sizeof *a);
+    if (!a) return loom_error_set(err, "out of memory"), NULL;
+    a->B = B;
+    a->T = T;
+    size_t BT = (size_t)B * T, C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
+    size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD, H = c->n_heads;
+    struct { float **p; size_t n; } tab[] = {
+        {&a->rope_cos, (size_t)T * HD / 2}, {&a->rope_sin, (size_t)T * HD / 2},
+        {&a->x0, BT * C}, {&a->resid, (L + 1) * BT * C}, {&a->xmid, L * BT * C},
+        {&a->ln1, L * BT * C}, {&a->ln2, L * BT * C}, {&a->rstd1, L * BT}, {&a->rstd2, L * BT},
+        {&a->q, L * BT * QD}, {&a->k, L * BT * KD}, {&a->v, L * BT * KD},
+        {&a->att, L * B * H * (size_t)T * T}, {&a->atty, L * BT * QD},
+        {&a->gate, L * BT * F}, {&a->up, L * BT * F}, {&a->act, L * BT * F},
+        {&a->lnf, BT * C}, {&a->rstdf, BT}, {&a->logits, BT * V}, {&a->losses, BT},
+        {&a->datt, (size_t)B * H * T * T}, {&a->dx, BT * C}, {&a->dln, BT * C}, {&a->dq, BT * QD}, {&a->datty, BT * QD},
+        {&a->dk, BT * KD}, {&a->dv, BT * KD}, {&a->dgate, BT * F}, {&a->dup, BT * F},
+        {&a->dact, BT * F}, {&a->dx0, BT * C},
+    };
+    size_t total = 0, n = sizeof tab / sizeof tab[0];
+    for (size_t i = 0; i < n; i++) total += (tab[i].n + 15) & ~(size_t)15;
+    a->mem = floats_alloc(total);
+    if (!a->mem) {
+        free(a);
+        return loom_error_set(err, "out of memory for activations (%zu MB)", total * 4 >> 20), NULL;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *tab[i].p = a->mem + off;
+        off += (tab[i].n + 15) & ~(size_t)15;
+    }
+    rope_table(a->rope_cos, a->rope_sin, T, (int32_t)HD, c->rope_theta);
+    return a;
+}
+
+void decoder_acts_free(decoder_acts *a) {
+    if (!a) return;
+    free(a->mem);
+    free(a);
+}
+
+void decoder_embed(const decoder_config *c, const decoder_weights *w, const int32_t *tokens,
+                   int64_t n, float *x0) {
+    size_t C = c->d_model;
+    for (int64_t i = 0; i < n; i++) memcpy(x0 + i * C, w->tok_emb + (size_t)tokens[i] * C, C * 4);
+}
+
+void decoder_embed_backward(const decoder_config *c, decoder_weights *g, const int32_t *tokens,
+                            int64_t n, const float *dx0) {
+    size_t C = c->d_model;
+    for (int64_t i = 0; i < n; i++) {
+        float *row = g->tok_emb + (size_t)tokens[i] * C;
+        const float *d = dx0 + i * C;
+        for (size_t j = 0; j < C; j++) row[j] += d[j];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* forward and backward */
+
+float decoder_forward(const decoder_config *c, const decoder_weights *w, decoder_acts *a,
+                      int32_t B, int32_t T, const int32_t *targets) {
+    const int64_t BT = (int64_t)B * T, C = c->d_model, V = c->vocab_size, F = c->d_ff;
+    const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
+    const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    memcpy(a->resid, a->x0, (size_t)(BT * C) * sizeof(float));
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        float *xin = a->resid + l * BT * C, *xout = a->resid + (l + 1) * BT * C;
+        float *xmid = a->xmid + l * BT * C;
+        float *ln1 = a->ln1 + l * BT * C, *ln2 = a->ln2 + l * BT * C;
+        float *q = a->q + l * BT * QD, *k = a->k + l * BT * KD, *v = a->v + l * BT * KD;
+        float *att = a->att + (size_t)l * B * H * T * T, *atty = a->atty + l * BT * QD;
+        float *gate = a->gate + l * BT * F, *up = a->up + l * BT * F, *act = a->act + l * BT * F;
+        /* attention block */
+        rmsnorm_forward(ln1, a->rstd1 + l * BT, xin, w->attn_norm + l * C, BT, C, c->norm_eps);
+        gemm_nt(BT, QD, C, ln1, C, w->wq + l * QD * C, C, 0.0f, q, QD);
+        gemm_nt(BT, KD, C, ln1, C, w->wk + l * KD * C, C, 0.0f, k, KD);
+        gemm_nt(BT, KD, C, ln1, C, w->wv + l * KD * C, C, 0.0f, v, KD);
+        rope_apply(q, B, T, H, HD, a->rope_cos, a->rope_sin, 1.0f);
+        rope_apply(k, B, T, KVH, HD, a->rope_cos, a->rope_sin, 1.0f);
+        attention_forward(atty, att, q, k, v, B, T, H, KVH, HD, c->window);
+        memcpy(xmid, xin, (size_t)(BT * C) * sizeof(float));
+        gemm_nt(BT, C, QD, atty, QD, w->wo + l * C * QD, QD, 1.0f, xmid, C);
+        /* MLP block */
+        rmsnorm_forward(ln2, a->rstd2 + l * BT, xmid, w->mlp_norm + l * C, BT, C, c->norm_eps);
+        gemm_nt(BT, F, C, ln2, C, w->w_gate + l * F * C, C, 0.0f, gate, F);
+        gemm_nt(BT, F, C, ln2, C, w->w_up + l * F * C, C, 0.0f, up, F);
+        swiglu_forward(act, gate, up, BT * F);
+        memcpy(xout, xmid, (size_t)(BT * C) * sizeof(float));
+        gemm_nt(BT, C, F, act, F, w->w_down + l * C * F, F, 1.0f, xout, C);
+    }
+    rmsnorm_forward(a->lnf, a->rstdf, a->resid + c->n_layers * BT * C, w->final_norm, BT, C,
+                    c->norm_eps);
+    gemm_nt(BT, V, C, a->lnf, C, w->lm_head, C, 0.0f, a->logits, V);
+    if (!targets) return 0.0f;
+    crossentropy_forward(a->losses, a->logits, targets, BT, V);
+    double sum = 0.0;  /* summed in order: the same bits at any thread count */
+    int64_t count = 0;
+    for (int64_t i = 0; i < BT; i++)
+        if (targets[i] >= 0) {
+            sum += a->losses[i];
+            count++;
+        }
+    return count ? (float)(sum / (double)count) : 0.0f;
+}
+
+void decoder_backward(const decoder_config *c, const decoder_weights *w, decoder_weights *g,
+                      decoder_acts *a, int32_t B, int32_t T, const int32_t *targets,
+                      float loss_scale) {
+    const int64_t BT = (int64_t)B * T, C = c->d_model, V = c->vocab_size, F = c->d_ff;
+    const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
+    const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    int64_t count = 0;
+    for (int64_t i = 0; i < BT; i++) count += targets[i] >= 0;
+    float scale = count ? loss_scale / (float)count : 0.0f;
+
+    /* head and final norm */
+    crossentropy_backward(a->logits, targets, BT, V, scale);
+    gemm_nn(BT, C, V, a->logits, V, w->lm_head, C, 0.0f, a->dln, C);
+    gemm_tn(V, C, BT, a->logits, V, a->lnf, C, 1.0f, g->lm_head, C);
+    rmsnorm_backward(a->dx, g->final_norm, a->dln, a->resid + c->n_layers * BT * C,
+                     w->final_norm, a->rstdf, BT, C, 0);
+
+    for (int32_t l = c->n_layers - 1; l >= 0; l--) {
+        float *xin = a->resid + l * BT * C, *xmid = a->xmid + l * BT * C;
+        float *ln1 = a->ln1 + l * BT * C, *ln2 = a->ln2 + l * BT * C;
+        float *q = a->q + l * BT * QD, *k = a->k + l * BT * KD, *v = a->v + l * BT * KD;
+        float *att = a->att + (size_t)l * B * H * T * T, *atty = a->atty + l * BT * QD;
+        float *gate = a->gate + l * BT * F, *up = a->up + l * BT * F, *act = a->act + l * BT * F;
+        /* MLP block: xout = xmid + act w_down^T; a->dx holds d xout */
+        gemm_nn(BT, F, C, a->dx, C, w->w_down + l * C * F, F, 0.0f, a->dact, F);
+        gemm_tn(C, F, BT, a->dx, C, act, F, 1.0f, g->w_down + l * C * F, F);
+        swiglu_backward(a->dgate, a->dup, a->dact, gate, up, BT * F);
+        gemm_nn(BT, C, F, a->dgate, F, w->w_gate + l * F * C, C, 0.0f, a->dln, C);
+        gemm_nn(BT, C, F, a->dup, F, w->w_up + l * F * C, C, 1.0f, a->dln, C);
+        gemm_tn(F, C, BT, a->dgate, F, ln2, C, 1.0f, g->w_gate + l * F * C, C);
+        gemm_tn(F, C, BT, a->dup, F, ln2, C, 1.0f, g->w_up + l * F * C, C);
+        rmsnorm_backward(a->dx, g->mlp_norm + l * C, a->dln, xmid, w->mlp_norm + l * C,
+                         a->rstd2 + l * BT, BT, C, 1);
+        /* attention block: xmid = xin + atty wo^T; a->dx holds d xmid */
+        gemm_nn(BT, QD, C, a->dx, C, w->wo + l * C * QD, QD, 0.0f, a->datty, QD);
+        gemm_tn(C, QD, BT, a->dx, C, atty, QD, 1.0f, g->wo + l * C * QD, QD);
+        attention_backward(a->dq, a->dk, a->dv, a->datt, a->datty, att, q, k, v, B, T, H, KVH,
+                           HD, c->window);
+        rope_apply(a->dq, B, T, H, HD, a->rope_cos, a->rope_sin, -1.0f);
+        rope_apply(a->dk, B, T, KVH, HD, a->rope_cos, a->rope_sin, -1.0f);
+        gemm_nn(BT, C, QD, a->dq, QD, w->wq + l * QD * C, C, 0.0f, a->dln, C);
+        gemm_nn(BT, C, KD, a->dk, KD, w->wk + l * KD * C, C, 1.0f, a->dln, C);
+        gemm_nn(BT, C, KD, a->dv, KD, w->wv + l * KD * C, C, 1.0f, a->dln, C);
+        gemm_tn(QD, C, BT, a->dq, QD, ln1, C, 1.0f, g->wq + l * QD * C, C);
+        gemm_tn(KD, C, BT, a->dk, KD, ln1, C, 1.0f, g->wk + l * KD * C, C);
+        gemm_tn(KD, C, BT, a->dv, KD, ln1, C, 1.0f, g->wv + l * KD * C, C);
+        rmsnorm_backward(a->dx, g->attn_norm + l * C, a->dln, xin, w->attn_norm + l * C,
+                         a->rstd1 + l * BT, BT, C, 1);
+    }
+    memcpy(a->dx0, a->dx, (size_t)(BT * C) * sizeof(float));
+}
+
+/* ------------------------------------------------------------------------ */
+/* incremental decoding */
+
+decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_error *err) {
+    if (max_seq < 1 || max_seq > c->max_seq)
+        return loom_error_set(err, "cache length %d out of range [1, %d]", max_seq, c->max_seq),
+               NULL;
+    decoder_cache *kc = calloc(1, sizeof *kc);
+    if (!kc) return loom_error_set(err, "out of memory"), NULL;
+    kc->max_seq = max_seq;
+    size_t C = c->d_model, L = c->n_layers, F = c->d_ff, S = (size_t)max_seq;
+    size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
+    struct { float **p; size_t n; } tab[] = {
+        {&kc->k, L * S * KD}, {&kc->v, L * S * KD}, {&kc->rope_cos, S * HD / 2},
+        {&kc->rope_sin, S * HD / 2}, {&kc->x, C}, {&kc->h, C}, {&kc->q, QD}, {&kc->atty, QD},
+        {&kc->gate, F}, {&kc->up, F}, {&kc->scores, S},
+    };
+    size_t total = 0, n = sizeof tab / sizeof tab[0];
+    for (size_t i = 0; i < n; i++) total += (tab[i].n + 15) & ~(size_t)15;
+    kc->mem = floats_alloc(total);
+    if (!kc->mem) {
+        free(kc);
+        return loom_error_set(err, "out of memory for the KV cache"), NULL;
+    }
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *tab[i].p = kc->mem + off;
+        off += (tab[i].n + 15) & ~(size_t)15;
+    }
+    rope_table(kc->rope_cos, kc->rope_sin, max_seq, (int32_t)HD, c->rope_theta);
+    return kc;
+}
+
+void decoder_cache_free(decoder_cache *kc) {
+    if (!kc) return;
+    free(kc->mem);
+    free(kc);
+}
+
+void decoder_cache_reset(decoder_cache *kc) { kc->n = 0; }
+
+/* y (N) = W (N, K) x (K) */
+static void matvec(float *y, const float *W, const float *x, int64_t N, int64_t K) {
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W, (blasint)K, x, 1,
+                0.0f, y, 1);
+}
+
+int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                 const float *x_in, float *logits, loom_error *err) {
+    if (kc->n >= kc->max_seq)
+        return loom_error_set(err, "context full (%d positions)", kc->max_seq);
+    const int64_t C = c->d_model, F = c->d_ff, S = kc->max_seq;
+    const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
+    const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    const int32_t pos = kc->n, group = H / KVH, j0 = window_start(pos, c->window);
+    const float scale = 1.0f / sqrtf((float)HD);
+    float *x = kc->x, *h = kc->h;
+    memcpy(x, x_in, (size_t)C * sizeof(float));
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        float *kl = kc->k + (size_t)l * S * KD, *vl = kc->v + (size_t)l * S * KD;
+        rmsnorm_forward(h, NULL, x, w->attn_norm + l * C, 1, C, c->norm_eps);
+        matvec(kc->q, w->wq + l * QD * C, h, QD, C);
+        matvec(kl + pos * KD, w->wk + l * KD * C, h, KD, C);
+        matvec(vl + pos * KD, w->wv + l * KD * C, h, KD, C);
+        rope_apply(kc->q, 1, 1, H, HD, kc->rope_cos + (size_t)pos * (HD / 2),
+                   kc->rope_sin + (size_t)pos * (HD / 2), 1.0f);
+        rope_apply(kl + pos * KD, 1, 1, KVH, HD, kc->rope_cos + (size_t)pos * (HD / 2),
+                   kc->rope_sin + (size_t)pos * (HD / 2), 1.0f);
+        for (int32_t hh = 0; hh < H; hh++) {
+            const float *qh = kc->q + (size_t)hh * HD;
+            const int32_t kh = hh / group;
+            float *sc = kc->scores, maxv = -INFINITY, sum = 0.0f;
+            for (int32_t j = j0; j <= pos; j++) {
+                const float *kj = kl + (size_t)j * KD + (size_t)kh * HD;
+                float s = 0.0f;
+                for (int32_t d = 0; d < HD; d++) s += qh[d] * kj[d];
+                sc[j] = s * scale;
+                if (sc[j] > maxv) maxv = sc[j];
+            }
+            for (int32_t j = j0; j <= pos; j++) {
+                sc[j] = expf(sc[j] - maxv);
+                sum += sc[j];
+            }
+            float *oh = kc->atty + (size_t)hh * HD;
+            for (int32_t d = 0; d < HD; d++) oh[d] = 0.0f;
+            for (int32_t j = j0; j <= pos; j++) {
+                const float *vj = vl + (size_t)j * KD + (size_t)kh * HD;
+                float p = sc[j] / sum;
+                for (int32_t d = 0; d < HD; d++) oh[d] += p * vj[d];
+            }
+        }
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)C, (blasint)QD, 1.0f, w->wo + l * C * QD,
+                    (blasint)QD, kc->atty, 1, 1.0f, x, 1);
+        rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, 1, C, c->norm_eps);
+        matvec(kc->gate, w->w_gate + l * F * C, h, F, C);
+        matvec(kc->up, w->w_up + l * F * C, h, F, C);
+        for (int64_t i = 0; i < F; i++) kc->gate[i] = kc->gate[i] * sigmoidf(kc->gate[i]) * kc->up[i];
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)C, (blasint)F, 1.0f, w->w_down + l * C * F,
+                    (blasint)F, kc->gate, 1, 1.0f, x, 1);
+    }
+    kc->n++;
+    if (logits) {
+        rmsnorm_forward(h, NULL, x, w->final_norm, 1, C, c->norm_eps);
+        matvec(logits, w->lm_head, h, c->vocab_size, C);
+    }
+    return 0;
+}
+
+int decoder_step_token(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                       int32_t token, float *logits, loom_error *err) {
+    if (token < 0 || token >= c->vocab_size)
+        return loom_error_set(err, "token %d outside the vocabulary (%d)", token, c->vocab_size);
+    return decoder_step(c, w, kc, w->tok_emb + (size_t)token * c->d_model, logits, err);
+}

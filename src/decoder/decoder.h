@@ -1,0 +1,147 @@
+/* decoder.h: the decoder-only transformer at loom's centre.
+ *
+ * RMSNorm, rotary position embeddings (interleaved pairs), grouped-query
+ * attention with an optional sliding window, SwiGLU MLP, final norm, and an LM
+ * head tied to the token embedding or not. docs/model-format.md states the
+ * exact math and the tensor names; tests/reference/loom_ref.py is the same
+ * model in PyTorch.
+ *
+ * The decoder consumes input EMBEDDINGS (B, T, C), not tokens, so other
+ * modules (image patches, audio frames) can place their own vectors in the
+ * sequence; decoder_embed() fills them from tokens. Training:
+ *
+ *     decoder_embed(cfg, &w, tokens, B*T, acts->x0);
+ *     float loss = decoder_forward(cfg, &w, acts, B, T, targets);
+ *     decoder_backward(cfg, &w, &g, acts, B, T, targets);   // grads += d loss
+ *     decoder_embed_backward(cfg, &g, tokens, B*T, acts->dx0);
+ *
+ * Generation uses a KV cache, one position at a time (decoder_step).
+ */
+#ifndef LOOM_DECODER_DECODER_H
+#define LOOM_DECODER_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/params.h"
+#include "core/rng.h"
+
+#define DECODER_MAX_SEQ 8192
+
+typedef struct decoder_config {
+    int32_t vocab_size;     /* V */
+    int32_t d_model;        /* C */
+    int32_t n_layers;       /* L */
+    int32_t n_heads;        /* H; head dim HD = C / H */
+    int32_t n_kv_heads;     /* KVH, divides H */
+    int32_t d_ff;           /* F, SwiGLU hidden size */
+    int32_t max_seq;        /* longest sequence (RoPE table, KV cache) */
+    int32_t window;         /* sliding-window width; 0 = full causal attention */
+    float   rope_theta;
+    float   norm_eps;
+    int32_t tie_embeddings; /* LM head shares tok_emb */
+} decoder_config;
+
+decoder_config decoder_default_config(void);
+int decoder_config_check(const decoder_config *c, loom_error *err);
+/* JSON text of the config (malloc'd), and parsing with full validation. */
+char *decoder_config_to_json(const decoder_config *c);
+int decoder_config_from_json(const char *json, decoder_config *c, loom_error *err);
+
+/* Pointers into a flat buffer: the parameters, or their gradients. */
+typedef struct decoder_weights {
+    float *tok_emb;     /* (V, C) */
+    float *attn_norm;   /* (L, C) */
+    float *wq;          /* (L, H*HD, C) */
+    float *wk;          /* (L, KVH*HD, C) */
+    float *wv;          /* (L, KVH*HD, C) */
+    float *wo;          /* (L, C, H*HD) */
+    float *mlp_norm;    /* (L, C) */
+    float *w_gate;      /* (L, F, C) */
+    float *w_up;        /* (L, F, C) */
+    float *w_down;      /* (L, C, F) */
+    float *final_norm;  /* (C) */
+    float *lm_head;     /* (V, C); == tok_emb when tied */
+} decoder_weights;
+
+/* Adds the decoder's tensors ("decoder.*") to a parameter table. */
+int  decoder_register(const decoder_config *c, param_table *t, loom_error *err);
+/* Points w into base, a buffer laid out by t. */
+void decoder_bind(const decoder_config *c, const param_table *t, float *base, decoder_weights *w);
+void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng *rng);
+
+/* Activations for a batch of at most B x T positions, allocated once. */
+typedef struct decoder_acts {
+    int32_t B, T;       /* capacity */
+    float *rope_cos, *rope_sin; /* (T, HD/2) */
+    float *x0;          /* (B, T, C) input embeddings */
+    float *resid;       /* (L+1, B, T, C) residual stream at each layer's input, and the output */
+    float *xmid;        /* (L, B, T, C) residual after attention */
+    float *ln1, *ln2;   /* (L, B, T, C) normalized inputs of attention and MLP */
+    float *rstd1, *rstd2; /* (L, B, T) */
+    float *q;           /* (L, B, T, H*HD), after rope */
+    float *k, *v;       /* (L, B, T, KVH*HD), k after rope */
+    float *att;         /* (L, B, H, T, T) attention probabilities */
+    float *atty;        /* (L, B, T, H*HD) attention output */
+    float *gate, *up, *act; /* (L, B, T, F) */
+    float *lnf;         /* (B, T, C) */
+    float *rstdf;       /* (B, T) */
+    float *logits;      /* (B, T, V); decoder_backward turns it into d loss / d logits */
+    float *losses;      /* (B, T) per-position loss (0 where ignored) */
+    /* backward scratch */
+    float *datt;        /* (B, H, T, T) */
+    float *dx, *dln;    /* (B, T, C) */
+    float *dq, *datty;  /* (B, T, H*HD) */
+    float *dk, *dv;     /* (B, T, KVH*HD) */
+    float *dgate, *dup, *dact; /* (B, T, F) */
+    float *dx0;         /* (B, T, C) gradient of the input embeddings */
+    float *mem;
+} decoder_acts;
+
+decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, loom_error *err);
+void decoder_acts_free(decoder_acts *a);
+
+/* x0[i] = tok_emb[tokens[i]] for n positions (tokens must be in [0, V)). */
+void decoder_embed(const decoder_config *c, const decoder_weights *w, const int32_t *tokens,
+                   int64_t n, float *x0);
+/* g->tok_emb[tokens[i]] += dx0[i]. */
+void decoder_embed_backward(const decoder_config *c, decoder_weights *g, const int32_t *tokens,
+                            int64_t n, const float *dx0);
+
+/* Forward over a->x0 (B, T, C). With targets (B, T; -1 = ignored) returns the
+ * mean loss over the counted positions (0 if none); without, returns 0.
+ * Logits land in a->logits. */
+float decoder_forward(const decoder_config *c, const decoder_weights *w, decoder_acts *a,
+                      int32_t B, int32_t T, const int32_t *targets);
+/* Backward of the mean loss, scaled by loss_scale (1/accumulation steps):
+ * gradients are ADDED into g; a->dx0 receives d loss / d x0. Needs the forward
+ * of the same batch just before. */
+void decoder_backward(const decoder_config *c, const decoder_weights *w, decoder_weights *g,
+                      decoder_acts *a, int32_t B, int32_t T, const int32_t *targets,
+                      float loss_scale);
+
+/* KV cache for incremental decoding of one sequence. */
+typedef struct decoder_cache {
+    int32_t max_seq;
+    int32_t n;          /* positions filled */
+    float *k, *v;       /* (L, max_seq, KVH*HD) */
+    float *rope_cos, *rope_sin; /* (max_seq, HD/2) */
+    float *x, *h, *q, *atty, *gate, *up, *scores; /* scratch for one position */
+    float *mem;
+} decoder_cache;
+
+decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_error *err);
+void decoder_cache_free(decoder_cache *kc);
+void decoder_cache_reset(decoder_cache *kc);
+/* Runs one position with input embedding x (C) at position kc->n and appends
+ * it to the cache; writes the logits (V) if logits != NULL. -1 when full. */
+int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                 const float *x, float *logits, loom_error *err);
+int decoder_step_token(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                       int32_t token, float *logits, loom_error *err);
+
+/* Parameter count (floats) of a config. */
+int64_t decoder_param_count(const decoder_config *c);
+
+#endif

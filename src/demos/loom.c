@@ -1,0 +1,405 @@
+/* loom: the command-line front end.
+ *
+ *   loom train    --data FILE -o MODEL [options]     train a model
+ *   loom generate [-m MODEL] -p PROMPT [options]     continue a prompt
+ *   loom info     MODEL                              config, parameters, tensors
+ *   loom data     shapes-text --n N [-o FILE]        generated corpora
+ *   loom bench    [options]                          time training and generation
+ *
+ * Errors print as "loom: <what>: <why>" and exit nonzero.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/safetensors.h"
+#include "loom.h"
+#include "model/model.h"
+#include "train/train.h"
+
+#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+
+int cli_fail(const char *what, const char *why) {
+    fprintf(stderr, "loom: %s: %s\n", what, why);
+    return 1;
+}
+
+int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end) {
+        fprintf(stderr, "loom: %s: not an integer: \"%s\"\n", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "loom: %s: %lld is out of range [%" PRId64 ", %" PRId64 "]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *flag, const char *s, double lo, double hi, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v)) {
+        fprintf(stderr, "loom: %s: not a number: \"%s\"\n", flag, s);
+        return -1;
+    }
+    if (v < lo || v > hi) {
+        fprintf(stderr, "loom: %s: %g is out of range [%g, %g]\n", flag, v, lo, hi);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* train */
+
+static void train_usage(FILE *f) {
+    train_options d = train_default_options();
+    fprintf(f,
+            "usage: loom train --data FILE -o MODEL [options]\n"
+            "\n"
+            "Trains a byte-level BPE tokenizer and a decoder on FILE: a text file (one document\n"
+            "per line) or JSONL ({\"text\": ...} or {\"prompt\": ..., \"answer\": ...} per line;\n"
+            "with prompts the loss counts only the answer). Checkpoints go to MODEL.ckpt and\n"
+            "the loss log to MODEL.log.csv; --resume continues a stopped run exactly.\n"
+            "\n"
+            "data and output:\n"
+            "  --data FILE          training corpus (required)\n"
+            "  -o, --out MODEL      output model (required)\n"
+            "  --config FILE        JSON object of these options (keys without dashes, '-' as '_');\n"
+            "                       flags given on the command line override it\n"
+            "  --ckpt PATH          checkpoint path (default MODEL.ckpt)\n"
+            "  --log PATH           CSV log (default MODEL.log.csv)\n"
+            "  --resume             continue from the checkpoint if it exists\n"
+            "  --stop-after N       checkpoint and stop after N steps of this run\n"
+            "model:\n"
+            "  --vocab N            tokenizer vocabulary incl. 288 specials+bytes (default %d)\n"
+            "  --d-model N          width (default %d)\n"
+            "  --layers N           layers (default %d)\n"
+            "  --heads N            attention heads (default %d)\n"
+            "  --kv-heads N         key/value heads, divides heads (default %d)\n"
+            "  --d-ff N             SwiGLU hidden size (default %d)\n"
+            "  --window N           sliding attention window, 0 = full (default 0)\n"
+            "  --untied             separate LM head instead of tied embeddings\n"
+            "optimization:\n"
+            "  --batch N            sequences per micro-batch (default %d)\n"
+            "  --seq N              sequence length (default %d)\n"
+            "  --accum N            micro-batches per step (default 1)\n"
+            "  --steps N            optimizer steps (default %" PRId64 ")\n"
+            "  --warmup N           warmup steps (default %" PRId64 ")\n"
+            "  --lr X               peak learning rate (default %g)\n"
+            "  --min-lr X           final learning rate of the cosine (default %g)\n"
+            "  --wd X               AdamW weight decay (default %g)\n"
+            "  --clip X             clip gradients to this global norm, 0 = off (default %g)\n"
+            "  --eval-every N       evaluate every N steps (default %" PRId64 ")\n"
+            "  --eval-batches N     batches per evaluation (default %" PRId64 ")\n"
+            "  --eval-frac X        fraction of records held out (default %g)\n"
+            "  --ckpt-every N       checkpoint every N steps (default %" PRId64 ")\n"
+            "  -s, --seed N         seed for init and data order (default 1)\n"
+            "  -t, --threads N      threads (default: all cores)\n"
+            "  -q, --quiet          no progress line\n",
+            d.model.vocab_size, d.model.d_model, d.model.n_layers, d.model.n_heads,
+            d.model.n_kv_heads, d.model.d_ff, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
+            d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every);
+}
+
+/* Applies one option; returns 1 if it consumed a value, 0 if not, -1 on error. */
+static int train_apply(train_options *o, const char *flag, const char *val) {
+    int64_t n;
+#define NEED_VAL() if (!val) { fprintf(stderr, "loom: train: %s needs a value\n", flag); return -1; }
+#define INT_OPT(name, field, lo, hi) \
+    if (!strcmp(flag, name)) { NEED_VAL(); if (cli_int(flag, val, lo, hi, &n)) return -1; o->field = n; return 1; }
+#define FLT_OPT(name, field, lo, hi) \
+    if (!strcmp(flag, name)) { NEED_VAL(); if (cli_float(flag, val, lo, hi, &o->field)) return -1; return 1; }
+    if (!strcmp(flag, "--data")) { NEED_VAL(); o->data = val; return 1; }
+    if (!strcmp(flag, "-o") || !strcmp(flag, "--out")) { NEED_VAL(); o->out = val; return 1; }
+    if (!strcmp(flag, "--ckpt")) { NEED_VAL(); o->ckpt = val; return 1; }
+    if (!strcmp(flag, "--log")) { NEED_VAL(); o->log = val; return 1; }
+    if (!strcmp(flag, "--resume")) { o->resume = 1; return 0; }
+    if (!strcmp(flag, "--untied")) { o->model.tie_embeddings = 0; return 0; }
+    if (!strcmp(flag, "-q") || !strcmp(flag, "--quiet")) { o->quiet = 1; return 0; }
+    INT_OPT("--vocab", model.vocab_size, 289, 1 << 20)
+    INT_OPT("--d-model", model.d_model, 2, 16384)
+    INT_OPT("--layers", model.n_layers, 1, 256)
+    INT_OPT("--heads", model.n_heads, 1, 1024)
+    INT_OPT("--kv-heads", model.n_kv_heads, 1, 1024)
+    INT_OPT("--d-ff", model.d_ff, 1, 65536)
+    INT_OPT("--window", model.window, 0, 8192)
+    INT_OPT("--batch", batch, 1, 65536)
+    INT_OPT("--seq", seq, 2, 8192)
+    INT_OPT("--accum", accum, 1, 65536)
+    INT_OPT("--steps", steps, 1, INT64_C(1) << 40)
+    INT_OPT("--warmup", warmup, 0, INT64_C(1) << 40)
+    INT_OPT("--eval-every", eval_every, 0, INT64_C(1) << 40)
+    INT_OPT("--eval-batches", eval_batches, 0, 1 << 20)
+    INT_OPT("--ckpt-every", ckpt_every, 0, INT64_C(1) << 40)
+    INT_OPT("--stop-after", stop_after, 0, INT64_C(1) << 40)
+    INT_OPT("-t", threads, 0, 1024)
+    INT_OPT("--threads", threads, 0, 1024)
+    FLT_OPT("--lr", lr, 0, 10)
+    FLT_OPT("--min-lr", min_lr, 0, 10)
+    FLT_OPT("--wd", weight_decay, 0, 10)
+    FLT_OPT("--clip", grad_clip, 0, 1e9)
+    FLT_OPT("--eval-frac", eval_frac, 0, 0.5)
+    if (!strcmp(flag, "-s") || !strcmp(flag, "--seed")) {
+        NEED_VAL();
+        if (cli_int(flag, val, 0, INT64_MAX, &n)) return -1;
+        o->seed = (uint64_t)n;
+        return 1;
+    }
+#undef INT_OPT
+#undef FLT_OPT
+#undef NEED_VAL
+    fprintf(stderr, "loom: train: unknown option %s (see loom train --help)\n", flag);
+    return -1;
+}
+
+/* --config FILE: a JSON object whose keys are option names. Strings it holds
+ * stay alive for the whole run (the parsed tree is kept). */
+static int train_apply_config(train_options *o, const char *path, cJSON **keep) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_fail(path, strerror(errno)) ? -1 : -1;
+    char *buf = malloc(1 << 20);
+    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
+    fclose(f);
+    if (!buf) return cli_fail(path, "out of memory") ? -1 : -1;
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    free(buf);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return cli_fail(path, "not a JSON object") ? -1 : -1;
+    }
+    *keep = j;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        char flag[128], val[64];
+        snprintf(flag, sizeof flag, "--%s", it->string);
+        for (char *p = flag + 2; *p; p++)
+            if (*p == '_') *p = '-';
+        const char *v = NULL;
+        if (cJSON_IsString(it)) v = it->valuestring;
+        else if (cJSON_IsNumber(it)) {
+            if (it->valuedouble == floor(it->valuedouble) && fabs(it->valuedouble) < 1e15)
+                snprintf(val, sizeof val, "%.0f", it->valuedouble);
+            else snprintf(val, sizeof val, "%.9g", it->valuedouble);
+            v = val;
+        } else if (cJSON_IsBool(it)) {
+            if (!cJSON_IsTrue(it)) continue;
+        } else {
+            fprintf(stderr, "loom: %s: \"%s\": value must be a string, number or true\n", path, it->string);
+            return -1;
+        }
+        if (train_apply(o, flag, v) < 0) {
+            fprintf(stderr, "loom: %s: in key \"%s\"\n", path, it->string);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv) {
+    train_options o = train_default_options();
+    cJSON *keep = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            train_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            if (i + 1 >= argc) return cli_fail("train", "--config needs a value");
+            if (train_apply_config(&o, argv[i + 1], &keep)) return 1;
+        }
+    }
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            i++;
+            continue;
+        }
+        int r = train_apply(&o, argv[i], i + 1 < argc ? argv[i + 1] : NULL);
+        if (r < 0) {
+            cJSON_Delete(keep);
+            return 1;
+        }
+        i += r;
+    }
+    int rc = 0;
+    if (!o.data || !o.out) {
+        train_usage(stderr);
+        rc = cli_fail("train", "--data and -o are required");
+    } else {
+        loom_error err = {{0}};
+        if (train_run(&o, &err)) rc = cli_fail("train", err.msg);
+    }
+    cJSON_Delete(keep);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* generate */
+
+static void generate_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom generate [-m MODEL] -p PROMPT [options]\n"
+            "\n"
+            "Continues PROMPT with the model and prints the text as it is generated.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  -p, --prompt TEXT    prompt (raw text; \"<img>\" etc. stay text)\n"
+            "  -n, --n-predict N    most tokens to generate (default 128)\n"
+            "  --temp X             temperature, 0 = greedy (default 0.8)\n"
+            "  --top-k N            sample from the K most likely tokens, 0 = off (default 40)\n"
+            "  --top-p X            nucleus sampling, 1 = off (default 0.95)\n"
+            "  -s, --seed N         sampling seed (default 1)\n"
+            "  -t, --threads N      threads (default: all cores)\n",
+            DEFAULT_MODEL);
+}
+
+static int print_piece(const char *piece, size_t len, void *user) {
+    (void)user;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int cmd_generate(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *prompt = NULL;
+    struct loom_sampling_params sp = loom_sampling_default_params();
+    struct loom_context_params cp = loom_context_default_params();
+    int64_t n;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            generate_usage(stdout);
+            return 0;
+        }
+        int takes = strcmp(a, "-m") == 0 || !strcmp(a, "--model") || !strcmp(a, "-p") ||
+                    !strcmp(a, "--prompt") || !strcmp(a, "-n") || !strcmp(a, "--n-predict") ||
+                    !strcmp(a, "--temp") || !strcmp(a, "--top-k") || !strcmp(a, "--top-p") ||
+                    !strcmp(a, "-s") || !strcmp(a, "--seed") || !strcmp(a, "-t") ||
+                    !strcmp(a, "--threads");
+        if (!takes) {
+            fprintf(stderr, "loom: generate: unknown option %s (see loom generate --help)\n", a);
+            return 1;
+        }
+        if (!v) {
+            fprintf(stderr, "loom: generate: %s needs a value\n", a);
+            return 1;
+        }
+        i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            if (cli_int(a, v, 0, 1 << 20, &n)) return 1;
+            sp.n_predict = (int32_t)n;
+        } else if (!strcmp(a, "--temp")) {
+            if (cli_float(a, v, 0, 100, &sp.temp)) return 1;
+        } else if (!strcmp(a, "--top-k")) {
+            if (cli_int(a, v, 0, 1 << 20, &n)) return 1;
+            sp.top_k = (int32_t)n;
+        } else if (!strcmp(a, "--top-p")) {
+            if (cli_float(a, v, 0, 1, &sp.top_p)) return 1;
+        } else if (!strcmp(a, "-s") || !strcmp(a, "--seed")) {
+            if (cli_int(a, v, 0, INT64_MAX, &n)) return 1;
+            sp.seed = (uint64_t)n;
+        } else {
+            if (cli_int(a, v, 0, 1024, &n)) return 1;
+            cp.n_threads = (int32_t)n;
+        }
+    }
+    if (!prompt) {
+        generate_usage(stderr);
+        return cli_fail("generate", "-p PROMPT is required");
+    }
+    char err[512];
+    loom_context *ctx = loom_init_from_file(model, cp, err, sizeof err);
+    if (!ctx) return cli_fail("generate", err);
+    fwrite(prompt, 1, strlen(prompt), stdout);
+    int32_t r = loom_generate(ctx, prompt, strlen(prompt), sp, print_piece, NULL);
+    printf("\n");
+    int rc = 0;
+    if (r < 0) rc = cli_fail("generate", loom_last_error(ctx));
+    loom_free(ctx);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* info */
+
+static int cmd_info(int argc, char **argv) {
+    if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        fprintf(argc == 2 ? stdout : stderr,
+                "usage: loom info MODEL\n\nPrints a model's config, parameter count, tokenizer "
+                "size, training recipe and tensors.\n");
+        return argc == 2 ? 0 : 1;
+    }
+    loom_error err = {{0}};
+    loom_model *m = model_load(argv[1], &err);
+    if (!m) return cli_fail(argv[1], err.msg);
+    const decoder_config *c = &m->cfg;
+    printf("model:        %s\n", argv[1]);
+    printf("parameters:   %" PRId64 "\n", decoder_param_count(c));
+    printf("vocab_size:   %d (tokenizer %d)\n", c->vocab_size, m->tok ? tokenizer_vocab_size(m->tok) : 0);
+    printf("d_model:      %d\nn_layers:     %d\nn_heads:      %d\nn_kv_heads:   %d\n", c->d_model,
+           c->n_layers, c->n_heads, c->n_kv_heads);
+    printf("d_ff:         %d\nmax_seq:      %d\nwindow:       %d\nrope_theta:   %g\n", c->d_ff,
+           c->max_seq, c->window, c->rope_theta);
+    printf("norm_eps:     %g\ntied head:    %s\n", c->norm_eps, c->tie_embeddings ? "yes" : "no");
+    if (m->train_json) printf("train:        %s\n", m->train_json);
+    printf("tensors:\n");
+    for (int32_t i = 0; i < m->table.n; i++) {
+        const param_info *p = &m->table.info[i];
+        printf("  %-22s F32 [", p->name);
+        for (int32_t d = 0; d < p->ndim; d++) printf("%s%" PRId64, d ? ", " : "", p->shape[d]);
+        printf("]\n");
+    }
+    model_free(m);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: loom <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  train      train a tokenizer and model on a text or JSONL corpus\n"
+            "  generate   continue a prompt with a model\n"
+            "  info       show a model's config, parameters and tensors\n"
+            "  data       write generated corpora (Shapes World captions)\n"
+            "  bench      time training and generation\n"
+            "\n"
+            "loom <command> --help shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
+    fprintf(stderr, "loom: %s: unknown command (see loom --help)\n", cmd);
+    return 1;
+}

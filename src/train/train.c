@@ -1,0 +1,360 @@
+#include "train/train.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/safetensors.h"
+#include "core/threads.h"
+#include "model/model.h"
+#include "train/adamw.h"
+#include "train/data.h"
+
+train_options train_default_options(void) {
+    train_options o;
+    memset(&o, 0, sizeof o);
+    o.model = decoder_default_config();
+    o.model.vocab_size = 1024;
+    o.batch = 16;
+    o.seq = 128;
+    o.accum = 1;
+    o.steps = 1000;
+    o.warmup = 50;
+    o.lr = 1e-3f;
+    o.min_lr = 1e-4f;
+    o.weight_decay = 0.1f;
+    o.beta1 = 0.9f;
+    o.beta2 = 0.95f;
+    o.grad_clip = 1.0f;
+    o.eval_every = 100;
+    o.eval_batches = 8;
+    o.ckpt_every = 200;
+    o.eval_frac = 0.05f;
+    o.seed = 1;
+    return o;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* The recipe: everything that determines the run, stored in checkpoints and
+ * in the final model's metadata. */
+static char *recipe_json(const train_options *o, int64_t step) {
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "data", o->data);
+    cJSON_AddNumberToObject(j, "batch", o->batch);
+    cJSON_AddNumberToObject(j, "seq", o->seq);
+    cJSON_AddNumberToObject(j, "accum", o->accum);
+    cJSON_AddNumberToObject(j, "steps", (double)o->steps);
+    cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
+    cJSON_AddNumberToObject(j, "lr", o->lr);
+    cJSON_AddNumberToObject(j, "min_lr", o->min_lr);
+    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
+    cJSON_AddNumberToObject(j, "beta1", o->beta1);
+    cJSON_AddNumberToObject(j, "beta2", o->beta2);
+    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(j, "eval_frac", o->eval_frac);
+    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    cJSON_AddNumberToObject(j, "step", (double)step);
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+typedef struct trainer {
+    loom_model *m;
+    float *grads, *mo, *vo;  /* (table.total) */
+    decoder_weights g;
+    int64_t step;            /* optimizer steps done */
+    loom_rng rng;            /* data sampling */
+} trainer;
+
+static int ckpt_save(const trainer *tr, const train_options *o, const char *path, loom_error *err) {
+    st_writer *w = st_writer_new();
+    if (!w) return loom_error_set(err, "out of memory");
+    char state[512];
+    snprintf(state, sizeof state,
+             "{\"step\":%" PRId64 ",\"rng\":[\"%016" PRIx64 "\",\"%016" PRIx64 "\",\"%016" PRIx64
+             "\",\"%016" PRIx64 "\"]}",
+             tr->step, tr->rng.s[0], tr->rng.s[1], tr->rng.s[2], tr->rng.s[3]);
+    char *recipe = recipe_json(o, tr->step);
+    int rc = model_add_metadata(tr->m, w, err);
+    if (!rc) rc = st_writer_meta(w, "trainer", state, err);
+    if (!rc) rc = st_writer_meta(w, "recipe", recipe ? recipe : "{}", err);
+    if (!rc) rc = model_add_tensors(tr->m, w, "", tr->m->params, err);
+    if (!rc) rc = model_add_tensors(tr->m, w, "adam.m.", tr->mo, err);
+    if (!rc) rc = model_add_tensors(tr->m, w, "adam.v.", tr->vo, err);
+    if (!rc) rc = st_writer_save(w, path, err);
+    free(recipe);
+    st_writer_free(w);
+    return rc;
+}
+
+static int ckpt_load(trainer *tr, const char *path, loom_error *err) {
+    st_file *f = st_open(path, err);
+    if (!f) return -1;
+    int rc = -1;
+    cJSON *s = NULL;
+    tr->m = model_from_metadata(f, err);
+    if (!tr->m) goto done;
+    size_t n = tr->m->table.total;
+    tr->grads = floats_alloc(n);
+    tr->mo = floats_alloc(n);
+    tr->vo = floats_alloc(n);
+    if (!tr->grads || !tr->mo || !tr->vo) {
+        loom_error_set(err, "out of memory");
+        goto done;
+    }
+    if (model_read_tensors(tr->m, f, "", tr->m->params, err) ||
+        model_read_tensors(tr->m, f, "adam.m.", tr->mo, err) ||
+        model_read_tensors(tr->m, f, "adam.v.", tr->vo, err))
+        goto done;
+    const char *state = st_meta(f, "trainer");
+    s = state ? cJSON_Parse(state) : NULL;
+    const cJSON *step = s ? cJSON_GetObjectItemCaseSensitive(s, "step") : NULL;
+    const cJSON *rng = s ? cJSON_GetObjectItemCaseSensitive(s, "rng") : NULL;
+    if (!cJSON_IsNumber(step) || step->valuedouble < 0 || !cJSON_IsArray(rng) ||
+        cJSON_GetArraySize(rng) != 4) {
+        loom_error_set(err, "%s: missing or bad trainer state", path);
+        goto done;
+    }
+    tr->step = (int64_t)step->valuedouble;
+    for (int i = 0; i < 4; i++) {
+        const cJSON *h = cJSON_GetArrayItem(rng, i);
+        if (!cJSON_IsString(h) || strlen(h->valuestring) != 16) {
+            loom_error_set(err, "%s: bad rng state", path);
+            goto done;
+        }
+        tr->rng.s[i] = strtoull(h->valuestring, NULL, 16);
+    }
+    rc = 0;
+done:
+    cJSON_Delete(s);
+    st_close(f);
+    return rc;
+}
+
+static float evaluate(const loom_model *m, decoder_acts *a, const corpus *ev, int64_t nbatches,
+                      int32_t B, int32_t T, int32_t *tokens, int32_t *targets) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < nbatches; i++) {
+        corpus_batch_at(ev, (size_t)i, B, T, tokens, targets);
+        decoder_embed(&m->cfg, &m->w, tokens, (int64_t)B * T, a->x0);
+        sum += decoder_forward(&m->cfg, &m->w, a, B, T, targets);
+    }
+    return nbatches ? (float)(sum / (double)nbatches) : 0.0f;
+}
+
+static void fmt_duration(char *buf, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)s;
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+int train_run(const train_options *o, loom_error *err) {
+    char ckpt_path[4096], log_path[4096];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s", o->ckpt ? o->ckpt : "");
+    if (!o->ckpt) snprintf(ckpt_path, sizeof ckpt_path, "%s.ckpt", o->out);
+    if (o->log) snprintf(log_path, sizeof log_path, "%s", o->log);
+    else snprintf(log_path, sizeof log_path, "%s.log.csv", o->out);
+    if (o->batch < 1 || o->seq < 2 || o->accum < 1 || o->steps < 1)
+        return loom_error_set(err, "batch, seq, accum and steps must be positive (seq >= 2)");
+    loom_threads_set(o->threads);
+
+    trainer tr;
+    memset(&tr, 0, sizeof tr);
+    raw_corpus raw;
+    corpus train_c, eval_c;
+    memset(&train_c, 0, sizeof train_c);
+    memset(&eval_c, 0, sizeof eval_c);
+    decoder_acts *acts = NULL;
+    int32_t *tokens = NULL, *targets = NULL;
+    FILE *logf = NULL;
+    int rc = -1;
+    if (raw_corpus_load(o->data, &raw, err)) return -1;
+
+    int resumed = o->resume && file_exists(ckpt_path);
+    if (resumed) {
+        if (ckpt_load(&tr, ckpt_path, err)) goto done;
+        if (!tr.m->tok) {
+            loom_error_set(err, "%s: checkpoint has no tokenizer", ckpt_path);
+            goto done;
+        }
+        loom_log(LOOM_LOG_INFO, "loom: resuming from %s at step %" PRId64, ckpt_path, tr.step);
+    } else {
+        /* Tokenizer: byte-level BPE learned from the training documents. */
+        double t0 = now_s();
+        size_t nd = 0;
+        const char **docs = malloc(2 * raw.n * sizeof *docs);
+        size_t *lens = malloc(2 * raw.n * sizeof *lens);
+        if (!docs || !lens) {
+            free(docs);
+            free(lens);
+            loom_error_set(err, "out of memory");
+            goto done;
+        }
+        for (size_t i = 0; i < raw.n; i++) {
+            if (raw.prompt[i]) {
+                docs[nd] = raw.prompt[i];
+                lens[nd++] = raw.prompt_len[i];
+            }
+            docs[nd] = raw.text[i];
+            lens[nd++] = raw.text_len[i];
+        }
+        tokenizer_train_params tp = tokenizer_train_default_params();
+        tp.vocab_size = o->model.vocab_size;
+        tokenizer *tok = tokenizer_train(docs, lens, nd, tp, err);
+        free(docs);
+        free(lens);
+        if (!tok) {
+            loom_error_wrap(err, "tokenizer");
+            goto done;
+        }
+        decoder_config cfg = o->model;
+        cfg.vocab_size = tokenizer_vocab_size(tok);
+        if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
+        tr.m = model_new(&cfg, tok, err);
+        if (!tr.m) goto done;
+        model_init_random(tr.m, o->seed);
+        size_t n = tr.m->table.total;
+        tr.grads = floats_alloc(n);
+        tr.mo = floats_alloc(n);
+        tr.vo = floats_alloc(n);
+        if (!tr.grads || !tr.mo || !tr.vo) {
+            loom_error_set(err, "out of memory");
+            goto done;
+        }
+        rng_seed(&tr.rng, o->seed ^ 0x5eed5eed5eedull);
+        loom_log(LOOM_LOG_INFO, "loom: tokenizer: %d tokens learned in %.1fs", cfg.vocab_size,
+                 now_s() - t0);
+    }
+    const decoder_config *cfg = &tr.m->cfg;
+    if (o->seq > cfg->max_seq) {
+        loom_error_set(err, "seq %d exceeds the model's max_seq %d", o->seq, cfg->max_seq);
+        goto done;
+    }
+    decoder_bind(cfg, &tr.m->table, tr.grads, &tr.g);
+
+    /* Hold out the last eval_frac of the records (at least one when > 1). */
+    size_t n_eval = (size_t)((double)raw.n * o->eval_frac);
+    if (n_eval == 0 && raw.n > 1 && o->eval_frac > 0) n_eval = 1;
+    if (corpus_build(&train_c, &raw, 0, raw.n - n_eval, tr.m->tok, o->seq, err)) goto done;
+    if (n_eval && corpus_build(&eval_c, &raw, raw.n - n_eval, raw.n, tr.m->tok, o->seq, err)) {
+        loom_log(LOOM_LOG_WARN, "loom: evaluation split unusable (%s); evaluation off", err->msg);
+        n_eval = 0;
+    }
+    const int32_t B = o->batch, T = o->seq;
+    acts = decoder_acts_new(cfg, B, T, err);
+    tokens = malloc((size_t)B * T * sizeof *tokens);
+    targets = malloc((size_t)B * T * sizeof *targets);
+    if (!acts || !tokens || !targets) {
+        if (acts) loom_error_set(err, "out of memory");
+        goto done;
+    }
+    logf = fopen(log_path, resumed ? "a" : "w");
+    if (!logf) {
+        loom_error_set(err, "%s: cannot open log", log_path);
+        goto done;
+    }
+    if (!resumed) fprintf(logf, "step,loss,lr,grad_norm,tok_per_s,eval_loss\n");
+    loom_log(LOOM_LOG_INFO,
+             "loom: model %" PRId64 " parameters (d_model %d, %d layers, %d heads, %d kv heads, "
+             "d_ff %d, vocab %d); %zu train records (%zu tokens), %zu eval; %d threads",
+             decoder_param_count(cfg), cfg->d_model, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
+             cfg->d_ff, cfg->vocab_size, train_c.n, train_c.n_tokens, n_eval ? eval_c.n : 0,
+             loom_threads_get());
+
+    const size_t np = tr.m->table.total;
+    const double tok_per_step = (double)B * T * o->accum;
+    double t_start = now_s(), t_last = t_start;
+    int64_t run_steps = 0;
+    while (tr.step < o->steps) {
+        memset(tr.grads, 0, np * sizeof(float));
+        double loss = 0.0;
+        for (int32_t micro = 0; micro < o->accum; micro++) {
+            corpus_sample(&train_c, &tr.rng, B, T, tokens, targets);
+            decoder_embed(cfg, &tr.m->w, tokens, (int64_t)B * T, acts->x0);
+            loss += decoder_forward(cfg, &tr.m->w, acts, B, T, targets);
+            decoder_backward(cfg, &tr.m->w, &tr.g, acts, B, T, targets, 1.0f / (float)o->accum);
+            decoder_embed_backward(cfg, &tr.g, tokens, (int64_t)B * T, acts->dx0);
+        }
+        loss /= o->accum;
+        double norm = grad_clip(tr.grads, np, o->grad_clip);
+        float lr = lr_schedule(tr.step, o->warmup, o->steps, o->lr, o->min_lr);
+        adamw_params ap = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f,
+                           .weight_decay = o->weight_decay};
+        adamw_step(&tr.m->table, tr.m->params, tr.grads, tr.mo, tr.vo, ap, tr.step + 1);
+        tr.step++;
+        run_steps++;
+        if (!isfinite(loss)) {
+            loom_error_set(err, "loss became %f at step %" PRId64 "; lower the learning rate", loss,
+                           tr.step);
+            goto done;
+        }
+        double t = now_s();
+        double tps = tok_per_step / (t - t_last);
+        t_last = t;
+        float eval_loss = NAN;
+        if (n_eval && o->eval_every > 0 && (tr.step % o->eval_every == 0 || tr.step == o->steps))
+            eval_loss = evaluate(tr.m, acts, &eval_c, o->eval_batches, B, T, tokens, targets);
+        fprintf(logf, "%" PRId64 ",%.6f,%.6g,%.4f,%.1f,", tr.step, loss, lr, norm, tps);
+        if (isnan(eval_loss)) fprintf(logf, "\n");
+        else fprintf(logf, "%.6f\n", eval_loss);
+        fflush(logf);
+        if (!o->quiet) {
+            double avg = (t - t_start) / (double)run_steps;
+            char eta[32];
+            fmt_duration(eta, sizeof eta, avg * (double)(o->steps - tr.step));
+            fprintf(stderr, "\rstep %6" PRId64 "/%" PRId64 " | loss %.4f | lr %.2e | norm %6.3f | %7.0f tok/s | ETA %s",
+                    tr.step, o->steps, loss, lr, norm, tok_per_step / avg, eta);
+            if (!isnan(eval_loss)) fprintf(stderr, " | eval %.4f\n", eval_loss);
+            fflush(stderr);
+        }
+        int stopping = o->stop_after > 0 && run_steps >= o->stop_after && tr.step < o->steps;
+        if ((o->ckpt_every > 0 && tr.step % o->ckpt_every == 0) || stopping) {
+            if (ckpt_save(&tr, o, ckpt_path, err)) goto done;
+        }
+        if (stopping) {
+            if (!o->quiet) fprintf(stderr, "\n");
+            loom_log(LOOM_LOG_INFO, "loom: stopped at step %" PRId64 "; resume with --resume", tr.step);
+            rc = 0;
+            goto done;
+        }
+    }
+    if (!o->quiet) fprintf(stderr, "\n");
+    free(tr.m->train_json);
+    tr.m->train_json = recipe_json(o, tr.step);
+    if (ckpt_save(&tr, o, ckpt_path, err)) goto done;
+    if (model_save(tr.m, o->out, err)) goto done;
+    loom_log(LOOM_LOG_INFO, "loom: wrote %s (%" PRId64 " steps, %.1f min)", o->out, tr.step,
+             (now_s() - t_start) / 60.0);
+    rc = 0;
+done:
+    if (logf) fclose(logf);
+    free(tokens);
+    free(targets);
+    decoder_acts_free(acts);
+    corpus_free(&train_c);
+    corpus_free(&eval_c);
+    raw_corpus_free(&raw);
+    free(tr.grads);
+    free(tr.mo);
+    free(tr.vo);
+    model_free(tr.m);
+    return rc;
+}

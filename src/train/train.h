@@ -1,0 +1,34 @@
+/* train.h: `loom train`: tokenizer training, the optimization loop,
+ * evaluation, checkpoints (atomic) and resume that reproduces the same loss
+ * curve bit for bit at the same thread count. */
+#ifndef LOOM_TRAIN_TRAIN_H
+#define LOOM_TRAIN_TRAIN_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+#include "decoder/decoder.h"
+
+typedef struct train_options {
+    const char *data;        /* corpus: text file or JSONL */
+    const char *out;         /* final model path */
+    const char *ckpt;        /* checkpoint path (default: OUT.ckpt) */
+    const char *log;         /* CSV log path (default: OUT.log.csv) */
+    int         resume;      /* continue from ckpt if it exists */
+    decoder_config model;    /* vocab_size is the tokenizer's target size */
+    int32_t batch, seq, accum;
+    int64_t steps, warmup;
+    float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;
+    int64_t eval_every, eval_batches, ckpt_every;
+    float   eval_frac;       /* fraction of records held out for evaluation */
+    uint64_t seed;
+    int     threads;
+    int64_t stop_after;      /* stop (checkpointed) after this many steps of this run; 0 = no */
+    int     quiet;
+} train_options;
+
+train_options train_default_options(void);
+/* Runs training to completion (or stop_after). Returns 0 on success. */
+int train_run(const train_options *o, loom_error *err);
+
+#endif

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Parity of loom's decoder forward, backward and AdamW steps against the PyTorch reference.
+#
+# Usage: run_parity.sh BUILD_DIR
+#
+# For each config (tiny: untied, GQA H=4 KVH=2, full attention; window: tied, window=3;
+# mha: H=KVH=2, tied) runs
+#     BUILD_DIR/tests/reference/parity_dump --config NAME --out OUT/NAME
+# then check_parity.py OUT/NAME, where OUT = BUILD_DIR/tests/reference/parity_out (kept for
+# inspection). Exits nonzero if any config fails.
+#
+# Python: the first of $LOOM_PYTHON, /usr/bin/python3, python3 that can `import torch, numpy`.
+set -u
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [ $# -ne 1 ]; then
+    echo "usage: $0 BUILD_DIR" >&2
+    exit 2
+fi
+build="$1"
+dump="$build/tests/reference/parity_dump"
+out="$build/tests/reference/parity_out"
+configs="tiny window mha"
+
+python=""
+for cand in ${LOOM_PYTHON:-} /usr/bin/python3 python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch, numpy' >/dev/null 2>&1; then
+        python="$cand"
+        break
+    fi
+done
+if [ -z "$python" ]; then
+    echo "run_parity: no python with torch and numpy (tried \$LOOM_PYTHON='${LOOM_PYTHON:-}'," \
+         "/usr/bin/python3, python3); install python3-torch and python3-numpy or set LOOM_PYTHON" >&2
+    exit 1
+fi
+if [ ! -x "$dump" ]; then
+    echo "run_parity: $dump: not found or not executable (build the parity_dump target)" >&2
+    exit 1
+fi
+echo "run_parity: python $python ($("$python" -c 'import torch; print("torch", torch.__version__)'))"
+
+failed=""
+for name in $configs; do
+    dir="$out/$name"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "=== $name: $dump --config $name --out $dir"
+    "$dump" --config "$name" --out "$dir"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        echo "run_parity: $name: parity_dump failed (exit $rc)" >&2
+        failed="$failed $name"
+        continue
+    fi
+    if ! "$python" "$here/check_parity.py" "$dir"; then
+        failed="$failed $name"
+    fi
+done
+
+if [ -n "$failed" ]; then
+    echo "run_parity: FAILED:$failed"
+    exit 1
+fi
+echo "run_parity: all configs passed ($configs)"
+exit 0
