@@ -40,10 +40,7 @@ loom_context *loom_init_from_file(const char *path, struct loom_context_params p
     }
     loom_threads_set(params.n_threads);
     ctx->model = model_load(path, &e);
-    if (!ctx->model) {
-        loom_error_wrap(&e, "%s", path);
-        goto fail;
-    }
+    if (!ctx->model) goto fail;  /* the message names the path */
     if (!ctx->model->tok) {
         loom_error_set(&e, "%s: model has no tokenizer", path);
         goto fail;
@@ -121,7 +118,7 @@ int32_t loom_generate(loom_context *ctx, const char *prompt, size_t prompt_len,
     rng_seed(&rng, params.seed);
     sampler_params sp = {.temp = params.temp, .top_k = params.top_k, .top_p = params.top_p};
     int32_t produced = 0;
-    char piece[256];
+    char piece[TOKENIZER_MAX_TOKEN_BYTES]; /* a whole token: merges reach 1024 bytes */
     while (produced < params.n_predict) {
         int32_t id = sampler_sample(ctx->logits, V, allowed, sp, &rng, ctx->scratch);
         if (id < 0 || id == TOKEN_EOS) break;

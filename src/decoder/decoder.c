@@ -198,7 +198,7 @@ void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng 
 /* out = x / sqrt(mean(x^2) + eps) * w, per row of C. rstd: (N) */
 static void rmsnorm_forward(float *out, float *rstd, const float *x, const float *w, int64_t N,
                             int64_t C, float eps) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(N * C >= 16384)
     for (int64_t i = 0; i < N; i++) {
         const float *xi = x + i * C;
         float *oi = out + i * C;
@@ -215,7 +215,7 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
 static void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
                              const float *w, const float *rstd, int64_t N, int64_t C,
                              int accumulate) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(N * C >= 16384)
     for (int64_t i = 0; i < N; i++) {
         const float *xi = x + i * C, *di = dout + i * C;
         float *dxi = dx + i * C;
@@ -229,7 +229,7 @@ static void rmsnorm_backward(float *dx, float *dw, const float *dout, const floa
     }
     /* The weight gradient walks columns, so each thread owns its own dw[j]
      * and the sum order does not depend on the thread count. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(N * C >= 16384)
     for (int64_t j = 0; j < C; j++) {
         float s = 0.0f;
         for (int64_t i = 0; i < N; i++) s += dout[i * C + j] * x[i * C + j] * rstd[i];
@@ -251,7 +251,7 @@ static void rope_table(float *cos_t, float *sin_t, int32_t T, int32_t HD, float 
  * rotates back, which is the backward of the forward rotation. */
 static void rope_apply(float *x, int32_t B, int32_t T, int32_t NH, int32_t HD,
                        const float *cos_t, const float *sin_t, float sign) {
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if((int64_t)B * T * NH * HD >= 16384)
     for (int32_t b = 0; b < B; b++)
         for (int32_t t = 0; t < T; t++) {
             const float *ct = cos_t + (size_t)t * (HD / 2), *st = sin_t + (size_t)t * (HD / 2);
@@ -281,7 +281,7 @@ static void attention_forward(float *out, float *att, const float *q, const floa
     const int32_t group = H / KVH;
     const float scale = 1.0f / sqrtf((float)HD);
     const int64_t qs = (int64_t)H * HD, ks = (int64_t)KVH * HD;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if(B * H > 1)
     for (int32_t b = 0; b < B; b++)
         for (int32_t h = 0; h < H; h++) {
             const int32_t kh = h / group;
@@ -320,7 +320,7 @@ static void attention_backward(float *dq, float *dk, float *dv, float *datt, con
     const int32_t group = H / KVH;
     const float scale = 1.0f / sqrtf((float)HD);
     const int64_t qs = (int64_t)H * HD, ks = (int64_t)KVH * HD;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if(B * KVH > 1)
     for (int32_t b = 0; b < B; b++)
         for (int32_t kh = 0; kh < KVH; kh++) {
             const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
@@ -355,13 +355,13 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 /* act = silu(gate) * up, elementwise over n. */
 static void swiglu_forward(float *act, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= 16384)
     for (int64_t i = 0; i < n; i++) act[i] = gate[i] * sigmoidf(gate[i]) * up[i];
 }
 
 static void swiglu_backward(float *dgate, float *dup, const float *dact, const float *gate,
                             const float *up, int64_t n) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= 16384)
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], s = sigmoidf(g);
         dup[i] = dact[i] * g * s;
@@ -372,7 +372,7 @@ static void swiglu_backward(float *dgate, float *dup, const float *dact, const f
 /* Per-position cross-entropy of logits (N, V) against targets (-1 = skip). */
 static void crossentropy_forward(float *losses, const float *logits, const int32_t *targets,
                                  int64_t N, int64_t V) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(N * V >= 16384)
     for (int64_t i = 0; i < N; i++) {
         losses[i] = 0.0f;
         int32_t t = targets[i];
@@ -389,7 +389,7 @@ static void crossentropy_forward(float *losses, const float *logits, const int32
 /* In place: logits (N, V) -> d loss / d logits, with loss = scale * sum of losses. */
 static void crossentropy_backward(float *logits, const int32_t *targets, int64_t N, int64_t V,
                                   float scale) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(N * V >= 16384)
     for (int64_t i = 0; i < N; i++) {
         float *li = logits + i * V;
         int32_t t = targets[i];

@@ -220,7 +220,10 @@ static int cmd_train(int argc, char **argv) {
         }
         if (!strcmp(argv[i], "--config")) {
             if (i + 1 >= argc) return cli_fail("train", "--config needs a value");
-            if (train_apply_config(&o, argv[i + 1], &keep)) return 1;
+            if (train_apply_config(&o, argv[i + 1], &keep)) {
+                cJSON_Delete(keep);
+                return 1;
+            }
         }
     }
     for (int i = 1; i < argc; i++) {

@@ -17,7 +17,7 @@ void adamw_step(const param_table *t, float *params, const float *grads, float *
         float *w = params + info->offset, *mi = m + info->offset, *vi = v + info->offset;
         const float *g = grads + info->offset;
         const int64_t n = (int64_t)info->numel;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if(n >= 16384)
         for (int64_t i = 0; i < n; i++) {
             float gi = g[i];
             mi[i] = p.beta1 * mi[i] + (1.0f - p.beta1) * gi;

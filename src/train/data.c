@@ -196,7 +196,11 @@ int corpus_build(corpus *c, const raw_corpus *rc, size_t begin, size_t end, cons
         corpus_free(c);
         return loom_error_set(err, "out of memory");
     }
+    /* Decided before the loop, so records too long for the context are
+     * skipped wherever they stand relative to the first prompt record. */
     c->packed = 1;
+    for (size_t r = begin; r < end; r++)
+        if (rc->prompt[r]) c->packed = 0;
     size_t too_long = 0;
     for (size_t r = begin; r < end; r++) {
         size_t start = c->n_tokens;
@@ -206,7 +210,6 @@ int corpus_build(corpus *c, const raw_corpus *rc, size_t begin, size_t end, cons
             if (encode_append(c, &cap, tok, rc->prompt[r], rc->prompt_len[r], err)) goto fail;
             if (push_token(c, &cap, TOKEN_SEP, err)) goto fail;
             loss_from = (int32_t)(c->n_tokens - start);
-            c->packed = 0;
         }
         if (encode_append(c, &cap, tok, rc->text[r], rc->text_len[r], err)) goto fail;
         if (push_token(c, &cap, TOKEN_EOS, err)) goto fail;

@@ -157,23 +157,35 @@ def rmsnorm(x, w, eps):
     return x / torch.sqrt((x * x).mean(dim=-1, keepdim=True) + eps) * w
 
 
-def rope(x, pos, theta):
-    """Interleaved-pair rotary embedding (llama2.c). x: (B, T, nh, HD), pos: (T,) int positions.
-
-    For i in 0..HD/2-1: freq_i = theta^(-2i/HD), a = pos * freq_i,
-    (x[2i], x[2i+1]) -> (x[2i] cos a - x[2i+1] sin a, x[2i] sin a + x[2i+1] cos a).
-    Angles are computed in float64 and cast to x's dtype.
-    """
-    HD = x.shape[-1]
+def rope_tables(n, HD, theta, dtype):
+    """cos, sin of the rotary angles for positions 0..n-1: each (n, HD/2).
+    freq_i = theta^(-2i/HD), angle = pos * freq_i; computed in float64, cast to dtype."""
     i = torch.arange(HD // 2, dtype=torch.float64)
     freq = theta ** (-2.0 * i / HD)                                   # (HD/2,)
-    a = pos.to(torch.float64)[:, None] * freq[None, :]                # (T, HD/2)
-    cos = torch.cos(a).to(x.dtype)[None, :, None, :]                  # (1, T, 1, HD/2)
-    sin = torch.sin(a).to(x.dtype)[None, :, None, :]
+    a = torch.arange(n, dtype=torch.float64)[:, None] * freq[None, :]  # (n, HD/2)
+    return torch.cos(a).to(dtype), torch.sin(a).to(dtype)
+
+
+def rope(x, cos, sin):
+    """Interleaved-pair rotary embedding (llama2.c). x: (B, T, nh, HD); cos, sin: (T, HD/2)
+    for x's positions. (x[2i], x[2i+1]) -> (x[2i] cos a - x[2i+1] sin a,
+                                              x[2i] sin a + x[2i+1] cos a)."""
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]           # (1, T, 1, HD/2)
     x0, x1 = x[..., 0::2], x[..., 1::2]                               # (B, T, nh, HD/2) each
     y0 = x0 * cos - x1 * sin
     y1 = x0 * sin + x1 * cos
     return torch.stack((y0, y1), dim=-1).flatten(-2)                  # re-interleave
+
+
+def attention_mask(pos0, T, S, window):
+    """(T, S) bool, True where query position pos0+i may attend to key position j:
+    j <= pos0+i (causal) and, with a window, pos0+i - j < window."""
+    i = torch.arange(pos0, pos0 + T)[:, None]
+    j = torch.arange(S)[None, :]
+    allowed = j <= i
+    if window > 0:
+        allowed = allowed & (i - j < window)
+    return allowed
 
 
 class KVCache:
@@ -209,6 +221,7 @@ class Decoder(nn.Module):
         if H <= 0 or KVH <= 0 or H % KVH or C % H or (C // H) % 2:
             raise ValueError(f"bad head config: d_model={C} n_heads={H} n_kv_heads={KVH}")
         self.cfg = cfg
+        self._rope = {}  # dtype -> (cos, sin) tables, see rope_tables()
 
         self.decoder = nn.Module()
         for name, shape in param_shapes(cfg).items():
@@ -253,42 +266,36 @@ class Decoder(nn.Module):
                 model.get_parameter(name).copy_(torch.from_numpy(arr.astype(np.float64)))
         return model
 
-    def attention(self, l, h, pos0, cache):
-        """Self-attention of layer l. h: (B, T, C) normed input at positions pos0..pos0+T-1.
+    def attention(self, l, h, cos, sin, allowed, cache):
+        """Self-attention of layer l. h: (B, T, C) normed input; cos, sin: (T, HD/2) rotary
+        tables of its positions; allowed: (T, S) mask over the S visible key positions.
         With a cache, this call's keys/values are appended and attention covers the cache."""
         cfg, d = self.cfg, self.decoder
         B, T, C = h.shape
         H, KVH = cfg["n_heads"], cfg["n_kv_heads"]
         HD = C // H
-        pos = torch.arange(pos0, pos0 + T)
 
         q = (h @ d.wq[l].T).view(B, T, H, HD)
         k = (h @ d.wk[l].T).view(B, T, KVH, HD)
         v = (h @ d.wv[l].T).view(B, T, KVH, HD)
-        q = rope(q, pos, cfg["rope_theta"]).transpose(1, 2)            # (B, H, T, HD)
-        k = rope(k, pos, cfg["rope_theta"]).transpose(1, 2)            # (B, KVH, T, HD)
+        q = rope(q, cos, sin).transpose(1, 2)                          # (B, H, T, HD)
+        k = rope(k, cos, sin).transpose(1, 2)                          # (B, KVH, T, HD)
         v = v.transpose(1, 2)                                          # (B, KVH, T, HD)
 
         if cache is not None:
-            if pos0 + T > cache.max_len:
-                raise ValueError(f"KV cache full: {pos0 + T} > {cache.max_len}")
+            pos0 = cache.length
             cache.k[l][:, :, pos0:pos0 + T] = k
             cache.v[l][:, :, pos0:pos0 + T] = v
             k = cache.k[l][:, :, :pos0 + T]                            # (B, KVH, S, HD)
             v = cache.v[l][:, :, :pos0 + T]
-        S = k.shape[2]
 
         # GQA: query head hq uses kv head hq // (H / KVH); repeat each kv head H/KVH times.
         rep = H // KVH
-        k = k.repeat_interleave(rep, dim=1)                            # (B, H, S, HD)
-        v = v.repeat_interleave(rep, dim=1)
+        if rep > 1:
+            k = k.repeat_interleave(rep, dim=1)                        # (B, H, S, HD)
+            v = v.repeat_interleave(rep, dim=1)
 
         s = (q @ k.transpose(-2, -1)) / math.sqrt(HD)                  # (B, H, T, S)
-        i = pos[:, None]                                               # query positions
-        j = torch.arange(S)[None, :]                                   # key positions
-        allowed = j <= i
-        if cfg["window"] > 0:
-            allowed = allowed & (i - j < cfg["window"])
         s = s.masked_fill(~allowed, float("-inf"))
         p = torch.softmax(s, dim=-1)
         o = p @ v                                                      # (B, H, T, HD)
@@ -298,21 +305,27 @@ class Decoder(nn.Module):
     def forward(self, tokens, targets=None, cache=None):
         """tokens: (B, T) int64. targets: (B, T) int64 with -1 = ignored, or None.
         Returns (logits (B, T, V), loss scalar or None). With a KVCache, tokens continue the
-        cached sequence and the cache is extended."""
+        cached sequence (positions cache.length..) and the cache is extended."""
         cfg, d = self.cfg, self.decoder
         eps = cfg["norm_eps"]
+        B, T = tokens.shape
         pos0 = cache.length if cache is not None else 0
+        if cache is not None and pos0 + T > cache.max_len:
+            raise ValueError(f"KV cache full: {pos0 + T} > {cache.max_len}")
+        cos, sin = self.rope_tables(pos0 + T, d.tok_emb.dtype)
+        cos, sin = cos[pos0:pos0 + T], sin[pos0:pos0 + T]              # (T, HD/2)
+        allowed = attention_mask(pos0, T, pos0 + T, cfg["window"])     # (T, S)
 
         x = d.tok_emb[tokens]                                          # (B, T, C)
         for l in range(cfg["n_layers"]):
             h = rmsnorm(x, d.attn_norm[l], eps)
-            x = x + self.attention(l, h, pos0, cache)
+            x = x + self.attention(l, h, cos, sin, allowed, cache)
             h = rmsnorm(x, d.mlp_norm[l], eps)
             gate = h @ d.w_gate[l].T                                   # (B, T, F)
             up = h @ d.w_up[l].T
             x = x + (gate * torch.sigmoid(gate) * up) @ d.w_down[l].T
         if cache is not None:
-            cache.length = pos0 + tokens.shape[1]
+            cache.length = pos0 + T
 
         w_out = d.tok_emb if cfg["tie_embeddings"] else d.lm_head
         logits = rmsnorm(x, d.final_norm, eps) @ w_out.T               # (B, T, V)
@@ -326,6 +339,19 @@ class Decoder(nn.Module):
             nll = -logp.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
             loss = (nll * keep).sum() / keep.sum()
         return logits, loss
+
+    def rope_tables(self, n, dtype):
+        """cos, sin (>= n, HD/2) for positions 0.., cached per dtype (grown as needed)."""
+        cached = self._rope.get(dtype)
+        if cached is None or cached[0].shape[0] < n:
+            HD = self.cfg["d_model"] // self.cfg["n_heads"]
+            # Normal tensors even when first called under inference_mode, so the same tables
+            # can later be saved for backward in training.
+            with torch.inference_mode(False):
+                cached = rope_tables(max(n, self.cfg["max_seq"]), HD, self.cfg["rope_theta"],
+                                     dtype)
+            self._rope[dtype] = cached
+        return cached
 
     @torch.no_grad()
     def generate(self, prompt, n_tokens, use_cache=True):

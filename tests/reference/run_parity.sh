@@ -3,7 +3,8 @@
 #
 # Usage: run_parity.sh BUILD_DIR
 #
-# For each config (tiny: untied, GQA H=4 KVH=2, full attention; window: tied, window=3;
+# First runs selftest_loom_ref.py (the reference against a scalar transcription of the spec).
+# Then for each config (tiny: untied, GQA H=4 KVH=2, full attention; window: tied, window=3;
 # mha: H=KVH=2, tied) runs
 #     BUILD_DIR/tests/reference/parity_dump --config NAME --out OUT/NAME
 # then check_parity.py OUT/NAME, where OUT = BUILD_DIR/tests/reference/parity_out (kept for
@@ -23,7 +24,10 @@ out="$build/tests/reference/parity_out"
 configs="tiny window mha"
 
 python=""
-for cand in ${LOOM_PYTHON:-} /usr/bin/python3 python3; do
+candidates=()
+[ -n "${LOOM_PYTHON:-}" ] && candidates+=("$LOOM_PYTHON")
+candidates+=(/usr/bin/python3 python3)
+for cand in "${candidates[@]}"; do
     if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch, numpy' >/dev/null 2>&1; then
         python="$cand"
         break
@@ -41,6 +45,10 @@ fi
 echo "run_parity: python $python ($("$python" -c 'import torch; print("torch", torch.__version__)'))"
 
 failed=""
+# The oracle first: loom_ref against a scalar transcription of the spec, cache, file I/O.
+if ! "$python" "$here/selftest_loom_ref.py"; then
+    failed=" selftest"
+fi
 for name in $configs; do
     dir="$out/$name"
     rm -rf "$dir"

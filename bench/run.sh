@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench/run.sh: loom against the PyTorch reference, same config, same run.
+#
+#   bench/run.sh [--steps N] [--warmup N] [--gen-tokens N]
+#
+# Times training (forward + backward + clip + AdamW, random tokens) and
+# single-stream greedy generation with a KV cache (prefill included) for the
+# config below (about 5M parameters), with loom (build/loom bench) and with
+# PyTorch (bench/torch_bench.py, the same model in tests/reference/loom_ref.py)
+# in its default thread setting and with 2 threads, then prints the ratios
+# against PyTorch's faster setting. Needs build/ (scripts/bootstrap.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=10 warmup=2 gen=128
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --steps) steps="$2"; shift 2 ;;
+        --warmup) warmup="$2"; shift 2 ;;
+        --gen-tokens) gen="$2"; shift 2 ;;
+        *) echo "usage: bench/run.sh [--steps N] [--warmup N] [--gen-tokens N]" >&2; exit 2 ;;
+    esac
+done
+D=256 L=6 H=8 KVH=8 F=688 V=1024 B=16 T=128
+py=""
+for cand in "${LOOM_PYTHON:-}" /usr/bin/python3 python3; do
+    if [ -n "$cand" ] && "$cand" -c 'import torch' >/dev/null 2>&1; then py="$cand"; break; fi
+done
+[ -n "$py" ] || { echo "bench: no python with torch (install python3-torch)" >&2; exit 1; }
+
+echo "config: d_model $D, $L layers, $H heads ($KVH kv), d_ff $F, vocab $V, batch $B x seq $T;" \
+     "$steps timed steps after $warmup; $gen generated tokens; $(nproc) cores"
+loom_json=$(build/loom bench --json --d-model $D --layers $L --heads $H --kv-heads $KVH --d-ff $F \
+    --vocab $V --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
+torch_args=(--d-model $D --n-layers $L --n-heads $H --n-kv-heads $KVH --d-ff $F --vocab $V
+            --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
+torch_default=$("$py" bench/torch_bench.py "${torch_args[@]}" | tail -1)
+torch_2=$("$py" bench/torch_bench.py "${torch_args[@]}" --threads 2 | tail -1)
+
+"$py" - "$loom_json" "$torch_default" "$torch_2" <<'PY'
+import json, sys
+loom, td, t2 = (json.loads(s) for s in sys.argv[1:4])
+def row(name, key):
+    best = max(td[key], t2[key])
+    print("%-26s %10.0f %14.0f %14.0f %8.2fx" % (name, loom[key], td[key], t2[key], loom[key] / best))
+print("%-26s %10s %14s %14s %9s" % ("", "loom", "torch (%d thr)" % td["threads"],
+                                     "torch (%d thr)" % t2["threads"], "ratio"))
+row("train tok/s", "train_tok_s")
+row("generate tok/s (KV cache)", "gen_tok_s")
+print("loom: %d threads, %.1f GFLOP/s in training (6 x %d params per token); ratio = loom / faster torch"
+      % (loom["threads"], loom["train_gflops"], loom["params"]))
+PY

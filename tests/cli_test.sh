@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# cli_test.sh LOOM_BIN REPO_DIR: the `loom` command line.
+#
+# Every case checks the exit status AND what was printed (stdout or stderr,
+# fixed-string grep). Errors must read "loom: <what>: <why>" and exit 1.
+# A tiny model is trained in a scratch directory from `loom data` output.
+# Prints "cli: N passed, M failed"; exits nonzero on any failure.
+set -u
+if [ $# -lt 1 ]; then
+    echo "usage: cli_test.sh LOOM_BIN [REPO_DIR]" >&2
+    exit 2
+fi
+loom="$1"
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/loom_cli_test.XXXXXX") || exit 2
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+
+# run CMD...: runs it, keeping status in $st, stdout in $tmp/out, stderr in $tmp/err
+run() {
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    st=$?
+}
+
+# expect NAME STATUS STREAM TEXT [TEXT...] -- CMD...
+# STREAM is out or err; every TEXT must appear in it (fixed strings).
+expect() {
+    local name="$1" want="$2" stream="$3"
+    shift 3
+    local pats=()
+    while [ $# -gt 0 ] && [ "$1" != "--" ]; do
+        pats+=("$1")
+        shift
+    done
+    shift
+    run "$@"
+    local ok=1 why=""
+    if [ "$st" -ne "$want" ]; then
+        ok=0
+        why="exit status $st, want $want"
+    fi
+    for p in ${pats[@]+"${pats[@]}"}; do
+        if ! grep -qF -- "$p" "$tmp/$stream"; then
+            ok=0
+            why="${why:+$why; }std$stream lacks \"$p\""
+        fi
+    done
+    if [ "$ok" -eq 1 ]; then
+        pass=$((pass + 1))
+        echo "ok   $name"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $name: $why"
+        echo "  command: $*"
+        sed 's/^/  stdout: /' "$tmp/out" | head -5
+        sed 's/^/  stderr: /' "$tmp/err" | head -5
+    fi
+}
+
+# check NAME CONDITION-STATUS: records a result computed by the caller
+check() {
+    if [ "$2" -eq 0 ]; then
+        pass=$((pass + 1))
+        echo "ok   $1"
+    else
+        fail=$((fail + 1))
+        echo "FAIL $1"
+    fi
+}
+
+# ---- help and usage ----
+expect "loom --help" 0 out "usage: loom <command>" "train" "generate" "bench" -- "$loom" --help
+expect "loom (no command)" 1 err "usage: loom <command>" -- "$loom"
+for cmd in train generate data bench; do
+    expect "loom $cmd --help" 0 out "usage: loom $cmd" -- "$loom" "$cmd" --help
+done
+expect "loom info --help" 0 out "usage: loom info MODEL" -- "$loom" info --help
+expect "loom train -h" 0 out "--steps N" -- "$loom" train -h
+
+# ---- bad command lines ----
+expect "unknown command" 1 err "loom: frobnicate: unknown command" -- "$loom" frobnicate
+expect "train: unknown flag" 1 err "loom: train: unknown option --frobnicate" -- \
+    "$loom" train --data x -o y --frobnicate
+expect "generate: unknown flag" 1 err "loom: generate: unknown option --bogus" -- \
+    "$loom" generate -p hi --bogus 1
+expect "bench: unknown flag" 1 err "loom: bench: unknown option --bogus" -- "$loom" bench --bogus 3
+expect "data: unknown flag" 1 err "loom: data: unknown option --bogus" -- "$loom" data shapes-text --n 2 --bogus 1
+expect "data: unknown kind" 1 err "loom: data: unknown kind" -- "$loom" data pictures --n 2
+expect "train: --steps abc" 1 err "loom: --steps: not an integer" -- \
+    "$loom" train --data x -o y --steps abc
+expect "train: --steps 12x" 1 err "--steps" "not an integer" -- "$loom" train --data x -o y --steps 12x
+expect "train: --steps 0" 1 err "--steps" "out of range" -- "$loom" train --data x -o y --steps 0
+expect "train: --lr nan" 1 err "--lr" "not a number" -- "$loom" train --data x -o y --lr nan
+expect "train: --steps without value" 1 err "loom: train: --steps needs a value" -- "$loom" train --data x -o y --steps
+expect "train: no --data" 1 err "loom: train: --data and -o are required" -- "$loom" train -o y
+expect "generate: no -p" 1 err "loom: generate: -p PROMPT is required" -- "$loom" generate -m "$tmp/none"
+expect "generate: --temp -1" 1 err "--temp" "out of range" -- "$loom" generate -p hi --temp -1
+expect "generate: --top-p 2" 1 err "--top-p" "out of range" -- "$loom" generate -p hi --top-p 2
+expect "generate: -n x" 1 err "-n" "not an integer" -- "$loom" generate -p hi -n x
+expect "bench: --steps x" 1 err "--steps" "not an integer" -- "$loom" bench --steps x
+expect "data: no --n" 1 err "loom: data: --n N is required" -- "$loom" data shapes-text
+expect "info: no model" 1 err "usage: loom info MODEL" -- "$loom" info
+
+# ---- bad model files ----
+expect "generate: missing model" 1 err "loom: generate: " "$tmp/none.safetensors" -- \
+    "$loom" generate -m "$tmp/none.safetensors" -p hi
+printf '<!DOCTYPE html>\n<html><body><h1>404 Not Found</h1></body></html>\n' >"$tmp/page.safetensors"
+expect "generate: HTML saved as a model" 1 err "loom: generate: " "$tmp/page.safetensors" -- \
+    "$loom" generate -m "$tmp/page.safetensors" -p hi
+expect "info: HTML saved as a model" 1 err "loom: $tmp/page.safetensors: " -- "$loom" info "$tmp/page.safetensors"
+expect "info: missing model" 1 err "loom: $tmp/none.safetensors: " -- "$loom" info "$tmp/none.safetensors"
+
+# ---- data ----
+expect "data shapes-text --n 300" 0 err -- "$loom" data shapes-text --n 300 -o "$tmp/corpus.txt"
+n=$(wc -l <"$tmp/corpus.txt")
+check "data: 300 lines written (got $n)" "$([ "$n" -eq 300 ]; echo $?)"
+check "data: lines are captions" "$(grep -qvE '^a (small|large) ' "$tmp/corpus.txt"; [ $? -eq 1 ]; echo $?)"
+"$loom" data shapes-text --n 3 --seed 5 >"$tmp/d1" 2>/dev/null
+s1=$?
+"$loom" data shapes-text --n 3 --seed 5 >"$tmp/d2" 2>/dev/null
+s2=$?
+"$loom" data shapes-text --n 3 --seed 6 >"$tmp/d3" 2>/dev/null
+check "data --seed 5 twice: identical, 3 lines" \
+    "$([ $s1 -eq 0 ] && [ $s2 -eq 0 ] && cmp -s "$tmp/d1" "$tmp/d2" && [ "$(wc -l <"$tmp/d1")" -eq 3 ]; echo $?)"
+check "data --seed 6 differs from --seed 5" "$(! cmp -s "$tmp/d1" "$tmp/d3"; echo $?)"
+expect "data: unwritable -o" 1 err "loom: $tmp/no/dir/c.txt: " -- "$loom" data shapes-text --n 2 -o "$tmp/no/dir/c.txt"
+
+# ---- train, info, generate on a tiny model ----
+model="$tmp/tiny.safetensors"
+tiny=(--vocab 300 --d-model 32 --layers 1 --heads 2 --kv-heads 2 --d-ff 32 --batch 2 --seq 16
+      --warmup 0 --eval-every 0 -t 2 -q)
+expect "train: missing corpus" 1 err "loom: train: " "$tmp/missing.txt" -- \
+    "$loom" train --data "$tmp/missing.txt" -o "$model" "${tiny[@]}" --steps 2
+expect "train tiny model" 0 err -- "$loom" train --data "$tmp/corpus.txt" -o "$model" "${tiny[@]}" --steps 3
+check "train: model, checkpoint and log written" \
+    "$([ -s "$model" ] && [ -s "$model.ckpt" ] && [ "$(wc -l <"$model.log.csv")" -eq 4 ]; echo $?)"
+expect "info tiny model" 0 out "parameters:" "d_model:      32" "n_layers:     1" \
+    "decoder.tok_emb" "decoder.wq" "decoder.w_down" "decoder.final_norm" "F32 [32]" -- "$loom" info "$model"
+params=$(sed -n 's/^parameters: *//p' "$tmp/out")
+check "info: parameter count is a positive integer ($params)" "$([[ "$params" =~ ^[1-9][0-9]*$ ]]; echo $?)"
+expect "generate (seed 5)" 0 out "a small" -- "$loom" generate -m "$model" -p "a small" -s 5 -n 20 -t 1
+cp "$tmp/out" "$tmp/g1"
+expect "generate (seed 5) again" 0 out "a small" -- "$loom" generate -m "$model" -p "a small" -s 5 -n 20 -t 1
+check "generate: same seed, same text" "$([ -s "$tmp/g1" ] && cmp -s "$tmp/g1" "$tmp/out"; echo $?)"
+expect "generate greedy" 0 out "a" -- "$loom" generate -m "$model" -p "a" --temp 0 -n 10 -t 1
+cp "$tmp/out" "$tmp/g2"
+run "$loom" generate -m "$model" -p "a" --temp 0 -n 10 -s 77 -t 2
+check "generate: greedy ignores the seed and thread count" "$([ $st -eq 0 ] && [ -s "$tmp/g2" ] && cmp -s "$tmp/g2" "$tmp/out"; echo $?)"
+long=$(printf 'x%.0s' $(seq 1 600))
+expect "generate: prompt longer than the context" 1 err "loom: generate: " "context" -- \
+    "$loom" generate -m "$model" -p "$long" -t 1
+head -c 2000 "$model" >"$tmp/trunc.safetensors"
+expect "generate: truncated model" 1 err "loom: generate: " "$tmp/trunc.safetensors" -- \
+    "$loom" generate -m "$tmp/trunc.safetensors" -p hi
+expect "info: truncated model" 1 err "loom: $tmp/trunc.safetensors: " -- "$loom" info "$tmp/trunc.safetensors"
+
+# stop and resume through the CLI reproduce the uninterrupted run's log (tok/s aside)
+m2="$tmp/stopped.safetensors"
+expect "train --stop-after 1" 0 err -- \
+    "$loom" train --data "$tmp/corpus.txt" -o "$m2" "${tiny[@]}" --steps 3 --stop-after 1
+check "train --stop-after: checkpoint only" "$([ ! -e "$m2" ] && [ -s "$m2.ckpt" ]; echo $?)"
+expect "train --resume" 0 err -- "$loom" train --data "$tmp/corpus.txt" -o "$m2" "${tiny[@]}" --steps 3 --resume
+check "train --resume: same log as the uninterrupted run" \
+    "$([ -s "$m2.log.csv" ] && cmp -s <(cut -d, -f1-4,6 "$model.log.csv") <(cut -d, -f1-4,6 "$m2.log.csv"); echo $?)"
+check "train --resume: same model file" "$([ -s "$m2" ] && cmp -s "$model" "$m2"; echo $?)"
+
+# --config
+printf '{"steps": 2, "d_model": 32, "bogus_key": 1}\n' >"$tmp/bad.json"
+expect "train --config with a bad key" 1 err "unknown option --bogus-key" "$tmp/bad.json" -- \
+    "$loom" train --config "$tmp/bad.json" --data "$tmp/corpus.txt" -o "$tmp/c.safetensors"
+
+# ---- bench ----
+expect "bench tiny --json" 0 out '"train_tok_s": ' '"gen_tok_s": ' '"params": ' -- \
+    "$loom" bench --d-model 32 --layers 1 --heads 2 --kv-heads 2 --d-ff 32 --vocab 300 --batch 2 \
+    --seq 16 --steps 1 --warmup 0 --gen-tokens 4 --json -t 1
+check "bench: one JSON line" "$([ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -qE '^\{.*\}$' "$tmp/out"; echo $?)"
+expect "bench: bad config" 1 err "loom: bench: " -- "$loom" bench --d-model 30 --heads 4 --steps 1 --json
+
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
