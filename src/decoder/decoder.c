@@ -435,25 +435,20 @@ decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, lo
         {&a->dk, BT * KD}, {&a->dv, BT * KD}, {&a->dgate, BT * F}, {&a->dup, BT * F},
         {&a->dact, BT * F}, {&a->dx0, BT * C},
     };
-    size_t total = 0, n = sizeof tab / sizeof tab[0];
-    for (size_t i = 0; i < n; i++) total += (tab[i].n + 15) & ~(size_t)15;
-    a->mem = floats_alloc(total);
-    if (!a->mem) {
+    size_t n = sizeof tab / sizeof tab[0];
+    for (size_t i = 0; i < n; i++) arena_plan(&a->mem, tab[i].n);
+    if (arena_alloc(&a->mem, err)) {
         free(a);
-        return loom_error_set(err, "out of memory for activations (%zu MB)", total * 4 >> 20), NULL;
+        return loom_error_wrap(err, "activations"), NULL;
     }
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        *tab[i].p = a->mem + off;
-        off += (tab[i].n + 15) & ~(size_t)15;
-    }
+    for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&a->mem, tab[i].n);
     rope_table(a->rope_cos, a->rope_sin, T, (int32_t)HD, c->rope_theta);
     return a;
 }
 
 void decoder_acts_free(decoder_acts *a) {
     if (!a) return;
-    free(a->mem);
+    arena_free(&a->mem);
     free(a);
 }
 
@@ -591,25 +586,20 @@ decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_
         {&kc->rope_sin, S * HD / 2}, {&kc->x, C}, {&kc->h, C}, {&kc->q, QD}, {&kc->atty, QD},
         {&kc->gate, F}, {&kc->up, F}, {&kc->scores, S},
     };
-    size_t total = 0, n = sizeof tab / sizeof tab[0];
-    for (size_t i = 0; i < n; i++) total += (tab[i].n + 15) & ~(size_t)15;
-    kc->mem = floats_alloc(total);
-    if (!kc->mem) {
+    size_t n = sizeof tab / sizeof tab[0];
+    for (size_t i = 0; i < n; i++) arena_plan(&kc->mem, tab[i].n);
+    if (arena_alloc(&kc->mem, err)) {
         free(kc);
-        return loom_error_set(err, "out of memory for the KV cache"), NULL;
+        return loom_error_wrap(err, "KV cache"), NULL;
     }
-    size_t off = 0;
-    for (size_t i = 0; i < n; i++) {
-        *tab[i].p = kc->mem + off;
-        off += (tab[i].n + 15) & ~(size_t)15;
-    }
+    for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&kc->mem, tab[i].n);
     rope_table(kc->rope_cos, kc->rope_sin, max_seq, (int32_t)HD, c->rope_theta);
     return kc;
 }
 
 void decoder_cache_free(decoder_cache *kc) {
     if (!kc) return;
-    free(kc->mem);
+    arena_free(&kc->mem);
     free(kc);
 }
 

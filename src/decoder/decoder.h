@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/error.h"
 #include "core/params.h"
 #include "core/rng.h"
@@ -96,7 +97,7 @@ typedef struct decoder_acts {
     float *dk, *dv;     /* (B, T, KVH*HD) */
     float *dgate, *dup, *dact; /* (B, T, F) */
     float *dx0;         /* (B, T, C) gradient of the input embeddings */
-    float *mem;
+    arena mem;          /* every buffer above, one allocation */
 } decoder_acts;
 
 decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, loom_error *err);
@@ -128,7 +129,7 @@ typedef struct decoder_cache {
     float *k, *v;       /* (L, max_seq, KVH*HD) */
     float *rope_cos, *rope_sin; /* (max_seq, HD/2) */
     float *x, *h, *q, *atty, *gate, *up, *scores; /* scratch for one position */
-    float *mem;
+    arena mem;          /* every buffer above, one allocation */
 } decoder_cache;
 
 decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_error *err);
