@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Build and runtime libraries, and the reference-test interpreter's packages.
-PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libcmocka-dev
+PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libcmocka-dev libstb-dev
           python3 python3-numpy python3-torch)
 
 missing=()

@@ -251,6 +251,10 @@ static void test_kv_cache_matches_forward(void **state) {
     check_cache_vs_forward("MHA tied", tiny_config(53, 24, 3, 3, 3, 40, 16, 0, 1), 16, 13, 0.5f);
     /* window 1: each position attends only to itself */
     check_cache_vs_forward("window=1 untied", tiny_config(41, 16, 1, 2, 1, 24, 12, 1, 0), 12, 14, 1.0f);
+    /* longer than one attention query block (32 rows): several blocks, a
+     * partial last block, and a window that starts mid-block */
+    check_cache_vs_forward("T=77 blocks GQA", tiny_config(67, 32, 2, 4, 2, 48, 80, 0, 0), 77, 15, 1.0f);
+    check_cache_vs_forward("T=77 window=37", tiny_config(67, 32, 2, 4, 1, 48, 80, 37, 1), 77, 16, 0.5f);
 }
 
 /* ---- right padding does not leak into real positions ---- */

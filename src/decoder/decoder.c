@@ -272,9 +272,15 @@ static inline int32_t window_start(int32_t i, int32_t window) {
 }
 
 /* Causal (optionally windowed) attention, per (batch, head) with small
- * single-threaded sgemms inside one OpenMP loop.
+ * single-threaded sgemms inside one OpenMP loop. Queries go in blocks of
+ * ATT_QBLOCK rows, and each block multiplies only the keys some row of it may
+ * see, so fully masked blocks above the diagonal (and left of the window) are
+ * never computed.
  * q (B, T, H, HD), k v (B, T, KVH, HD) -> out (B, T, H, HD),
- * att (B, H, T, T) probabilities (zero outside the allowed band). */
+ * att (B, H, T, T) probabilities; only each block's key range [jlo, i1) is
+ * written (zero outside each row's band), and only that range is read back. */
+#define ATT_QBLOCK 32
+
 static void attention_forward(float *out, float *att, const float *q, const float *k,
                               const float *v, int32_t B, int32_t T, int32_t H, int32_t KVH,
                               int32_t HD, int32_t window) {
@@ -288,31 +294,38 @@ static void attention_forward(float *out, float *att, const float *q, const floa
             const float *qb = q + (size_t)b * T * qs + (size_t)h * HD;
             const float *kb = k + (size_t)b * T * ks + (size_t)kh * HD;
             const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
+            float *ob = out + (size_t)b * T * qs + (size_t)h * HD;
             float *P = att + ((size_t)b * H + h) * T * T;
-            gemm_nt(T, T, HD, qb, qs, kb, ks, 0.0f, P, T);  /* scores, masked below */
-            for (int32_t i = 0; i < T; i++) {
-                float *row = P + (size_t)i * T;
-                int32_t j0 = window_start(i, window);
-                float maxv = -INFINITY, sum = 0.0f;
-                for (int32_t j = j0; j <= i; j++) {
-                    row[j] *= scale;
-                    if (row[j] > maxv) maxv = row[j];
+            for (int32_t i0 = 0; i0 < T; i0 += ATT_QBLOCK) {
+                const int32_t i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T;
+                const int32_t jlo = window_start(i0, window);
+                float *Pb = P + (size_t)i0 * T + jlo;
+                gemm_nt(i1 - i0, i1 - jlo, HD, qb + i0 * qs, qs, kb + jlo * ks, ks, 0.0f, Pb, T);
+                for (int32_t i = i0; i < i1; i++) {
+                    float *row = P + (size_t)i * T;
+                    const int32_t j0 = window_start(i, window);
+                    float maxv = -INFINITY, sum = 0.0f;
+                    for (int32_t j = j0; j <= i; j++) {
+                        row[j] *= scale;
+                        if (row[j] > maxv) maxv = row[j];
+                    }
+                    for (int32_t j = j0; j <= i; j++) {
+                        row[j] = expf(row[j] - maxv);
+                        sum += row[j];
+                    }
+                    const float inv = 1.0f / sum;
+                    for (int32_t j = jlo; j < j0; j++) row[j] = 0.0f;
+                    for (int32_t j = j0; j <= i; j++) row[j] *= inv;
+                    for (int32_t j = i + 1; j < i1; j++) row[j] = 0.0f;
                 }
-                for (int32_t j = j0; j <= i; j++) {
-                    row[j] = expf(row[j] - maxv);
-                    sum += row[j];
-                }
-                float inv = 1.0f / sum;
-                for (int32_t j = 0; j < j0; j++) row[j] = 0.0f;
-                for (int32_t j = j0; j <= i; j++) row[j] *= inv;
-                for (int32_t j = i + 1; j < T; j++) row[j] = 0.0f;
+                gemm_nn(i1 - i0, HD, i1 - jlo, Pb, T, vb + jlo * ks, ks, 0.0f, ob + i0 * qs, qs);
             }
-            gemm_nn(T, HD, T, P, T, vb, ks, 0.0f, out + (size_t)b * T * qs + (size_t)h * HD, qs);
         }
 }
 
 /* Backward of attention_forward: dq, dk, dv are overwritten. datt (B, H, T, T)
- * is scratch. Work is split by (batch, kv head) so each thread owns its dk/dv. */
+ * is scratch, used in the same block ranges as att. Work is split by
+ * (batch, kv head) so each thread owns its dk/dv rows. */
 static void attention_backward(float *dq, float *dk, float *dv, float *datt, const float *dout,
                                const float *att, const float *q, const float *k, const float *v,
                                int32_t B, int32_t T, int32_t H, int32_t KVH, int32_t HD,
@@ -327,26 +340,35 @@ static void attention_backward(float *dq, float *dk, float *dv, float *datt, con
             const float *vb = v + (size_t)b * T * ks + (size_t)kh * HD;
             float *dkb = dk + (size_t)b * T * ks + (size_t)kh * HD;
             float *dvb = dv + (size_t)b * T * ks + (size_t)kh * HD;
+            for (int32_t t = 0; t < T; t++)
+                for (int32_t d = 0; d < HD; d++) dkb[t * ks + d] = dvb[t * ks + d] = 0.0f;
             for (int32_t h = kh * group; h < (kh + 1) * group; h++) {
                 const float *P = att + ((size_t)b * H + h) * T * T;
                 float *dS = datt + ((size_t)b * H + h) * T * T;
                 const float *dob = dout + (size_t)b * T * qs + (size_t)h * HD;
                 const float *qb = q + (size_t)b * T * qs + (size_t)h * HD;
-                float beta = h == kh * group ? 0.0f : 1.0f;
-                gemm_tn(T, HD, T, P, T, dob, qs, beta, dvb, ks);     /* dV (+)= P^T dO */
-                gemm_nt(T, T, HD, dob, qs, vb, ks, 0.0f, dS, T);     /* dP = dO V^T */
-                for (int32_t i = 0; i < T; i++) {
-                    const float *p = P + (size_t)i * T;
-                    float *ds = dS + (size_t)i * T;
-                    int32_t j0 = window_start(i, window);
-                    float sum = 0.0f;
-                    for (int32_t j = j0; j <= i; j++) sum += p[j] * ds[j];
-                    for (int32_t j = 0; j < j0; j++) ds[j] = 0.0f;
-                    for (int32_t j = j0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum) * scale;
-                    for (int32_t j = i + 1; j < T; j++) ds[j] = 0.0f;
+                float *dqb = dq + (size_t)b * T * qs + (size_t)h * HD;
+                for (int32_t i0 = 0; i0 < T; i0 += ATT_QBLOCK) {
+                    const int32_t i1 = i0 + ATT_QBLOCK < T ? i0 + ATT_QBLOCK : T;
+                    const int32_t jlo = window_start(i0, window);
+                    const int32_t m = i1 - i0, n = i1 - jlo;
+                    const float *Pb = P + (size_t)i0 * T + jlo;
+                    float *dSb = dS + (size_t)i0 * T + jlo;
+                    gemm_tn(n, HD, m, Pb, T, dob + i0 * qs, qs, 1.0f, dvb + jlo * ks, ks); /* dV += P^T dO */
+                    gemm_nt(m, n, HD, dob + i0 * qs, qs, vb + jlo * ks, ks, 0.0f, dSb, T);  /* dP = dO V^T */
+                    for (int32_t i = i0; i < i1; i++) {
+                        const float *p = P + (size_t)i * T;
+                        float *ds = dS + (size_t)i * T;
+                        const int32_t j0 = window_start(i, window);
+                        float sum = 0.0f;
+                        for (int32_t j = j0; j <= i; j++) sum += p[j] * ds[j];
+                        for (int32_t j = jlo; j < j0; j++) ds[j] = 0.0f;
+                        for (int32_t j = j0; j <= i; j++) ds[j] = p[j] * (ds[j] - sum) * scale;
+                        for (int32_t j = i + 1; j < i1; j++) ds[j] = 0.0f;
+                    }
+                    gemm_nn(m, HD, n, dSb, T, kb + jlo * ks, ks, 0.0f, dqb + i0 * qs, qs); /* dQ = dS K */
+                    gemm_tn(n, HD, m, dSb, T, qb + i0 * qs, qs, 1.0f, dkb + jlo * ks, ks); /* dK += dS^T Q */
                 }
-                gemm_nn(T, HD, T, dS, T, kb, ks, 0.0f, dq + (size_t)b * T * qs + (size_t)h * HD, qs);
-                gemm_tn(T, HD, T, dS, T, qb, qs, beta, dkb, ks);     /* dK (+)= dS^T Q */
             }
         }
 }

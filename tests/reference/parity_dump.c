@@ -44,6 +44,12 @@ int main(int argc, char **argv) {
         cfg.n_heads = cfg.n_kv_heads = 2;
         cfg.tie_embeddings = 1;
         cfg.d_ff = 40;
+    } else if (!strcmp(name, "long")) {
+        /* longer than one attention query block: several blocks, a window
+         * that starts mid-block */
+        cfg.max_seq = 80;
+        cfg.window = 37;
+        cfg.n_kv_heads = 1;
     } else if (strcmp(name, "tiny") != 0) {
         fprintf(stderr, "parity_dump: unknown config %s\n", name);
         return 2;
@@ -66,10 +72,13 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (model_save(m, path, &err)) die("save model", &err);
 
-    /* A right-padded batch: row lengths 11, 7, 2; row 1 ignores its first 3 targets. */
-    enum { B = 3, T = 11 };
-    const int lens[B] = {11, 7, 2};
-    int32_t tokens[B * T], targets[B * T];
+    /* A right-padded batch: row lengths 11, 7, 2 (long: 77, 50, 33); row 1
+     * ignores its first 3 targets. */
+    enum { B = 3, TMAX = 77 };
+    const int long_cfg = !strcmp(name, "long");
+    const int T = long_cfg ? 77 : 11;
+    const int lens[B] = {T, long_cfg ? 50 : 7, long_cfg ? 33 : 2};
+    int32_t tokens[B * TMAX], targets[B * TMAX];
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             int i = b * T + t;

@@ -21,7 +21,7 @@ fi
 build="$1"
 dump="$build/tests/reference/parity_dump"
 out="$build/tests/reference/parity_out"
-configs="tiny window mha"
+configs="tiny window mha long"
 
 python=""
 candidates=()
