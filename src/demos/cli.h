@@ -12,5 +12,8 @@ int cli_float(const char *flag, const char *s, double lo, double hi, float *out)
 
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
+int cmd_ask(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

@@ -71,12 +71,14 @@ static void train_usage(FILE *f) {
             "usage: loom train --data FILE -o MODEL [options]\n"
             "\n"
             "Trains a byte-level BPE tokenizer and a decoder on FILE: a text file (one document\n"
-            "per line) or JSONL ({\"text\": ...} or {\"prompt\": ..., \"answer\": ...} per line;\n"
-            "with prompts the loss counts only the answer). Checkpoints go to MODEL.ckpt and\n"
+            "per line), JSONL ({\"text\": ...} or {\"prompt\": ..., \"answer\": ...} per line,\n"
+            "with an optional \"image\": PATH; with prompts the loss counts only the answer),\n"
+            "or \"shapes\": Shapes World scenes generated on the fly (captions and questions;\n"
+            "evaluation on the test split). Checkpoints go to MODEL.ckpt and\n"
             "the loss log to MODEL.log.csv; --resume continues a stopped run exactly.\n"
             "\n"
             "data and output:\n"
-            "  --data FILE          training corpus (required)\n"
+            "  --data FILE|shapes   training data (required)\n"
             "  -o, --out MODEL      output model (required)\n"
             "  --config FILE        JSON object of these options (keys without dashes, '-' as '_');\n"
             "                       flags given on the command line override it\n"
@@ -93,6 +95,9 @@ static void train_usage(FILE *f) {
             "  --d-ff N             SwiGLU hidden size (default %d)\n"
             "  --window N           sliding attention window, 0 = full (default 0)\n"
             "  --untied             separate LM head instead of tied embeddings\n"
+            "  --patch N            image patch size P, for data with images (default %d)\n"
+            "  --max-patch-rows N   patch budget: larger images are downscaled (default %d)\n"
+            "  --max-patch-cols N   (default %d)\n"
             "optimization:\n"
             "  --batch N            sequences per micro-batch (default %d)\n"
             "  --seq N              sequence length (default %d)\n"
@@ -111,7 +116,8 @@ static void train_usage(FILE *f) {
             "  -t, --threads N      threads (default: all cores)\n"
             "  -q, --quiet          no progress line\n",
             d.model.vocab_size, d.model.d_model, d.model.n_layers, d.model.n_heads,
-            d.model.n_kv_heads, d.model.d_ff, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
+            d.model.n_kv_heads, d.model.d_ff, d.image.patch_size, d.image.max_patch_rows,
+            d.image.max_patch_cols, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
             d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every);
 }
 
@@ -137,6 +143,9 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     INT_OPT("--kv-heads", model.n_kv_heads, 1, 1024)
     INT_OPT("--d-ff", model.d_ff, 1, 65536)
     INT_OPT("--window", model.window, 0, 8192)
+    INT_OPT("--patch", image.patch_size, 1, 64)
+    INT_OPT("--max-patch-rows", image.max_patch_rows, 1, 1024)
+    INT_OPT("--max-patch-cols", image.max_patch_cols, 1, 1024)
     INT_OPT("--batch", batch, 1, 65536)
     INT_OPT("--seq", seq, 2, 8192)
     INT_OPT("--accum", accum, 1, 65536)
@@ -379,10 +388,13 @@ static void usage(FILE *f) {
             "usage: loom <command> [options]\n"
             "\n"
             "commands:\n"
+            "  caption    describe images\n"
+            "  ask        answer a question about an image\n"
+            "  eval       caption and VQA accuracy on held-out Shapes World scenes\n"
             "  train      train a tokenizer and model on a text or JSONL corpus\n"
             "  generate   continue a prompt with a model\n"
             "  info       show a model's config, parameters and tensors\n"
-            "  data       write generated corpora (Shapes World captions)\n"
+            "  data       write Shapes World data (images + manifest, or captions)\n"
             "  bench      time training and generation\n"
             "\n"
             "loom <command> --help shows a command's options.\n");
@@ -403,6 +415,9 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
+    if (!strcmp(cmd, "caption")) return cmd_caption(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ask")) return cmd_ask(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     fprintf(stderr, "loom: %s: unknown command (see loom --help)\n", cmd);
     return 1;
 }

@@ -4,9 +4,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "core/safetensors.h"
 
 loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err) {
+    return model_new_ex(cfg, NULL, tok, err);
+}
+
+loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img, tokenizer *tok,
+                         loom_error *err) {
+    if (img && img->patch_size > 0 &&
+        (img->max_patch_rows < 1 || img->max_patch_cols < 1 ||
+         img->max_patch_rows > PATCH_MAX_GRID || img->max_patch_cols > PATCH_MAX_GRID)) {
+        tokenizer_free(tok);
+        return loom_error_set(err, "max_patch_rows/cols must be in [1, %d]", PATCH_MAX_GRID), NULL;
+    }
+    if (img && img->patch_size > 0) {
+        patch_config pc = {.patch = img->patch_size, .d_model = cfg->d_model};
+        if (patch_config_check(&pc, err)) {
+            tokenizer_free(tok);
+            return NULL;
+        }
+    }
     if (decoder_config_check(cfg, err)) {
         tokenizer_free(tok);
         return NULL;
@@ -24,13 +44,20 @@ loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err
     }
     m->cfg = *cfg;
     m->tok = tok;
+    if (img && img->patch_size > 0) {
+        m->img = *img;
+        m->pcfg.patch = img->patch_size;
+        m->pcfg.d_model = cfg->d_model;
+    }
     if (decoder_register(cfg, &m->table, err)) goto fail;
+    if (m->img.patch_size > 0 && patch_register(&m->pcfg, &m->table, err)) goto fail;
     m->params = floats_alloc(m->table.total);
     if (!m->params) {
         loom_error_set(err, "out of memory for %zu parameters", m->table.total);
         goto fail;
     }
     decoder_bind(cfg, &m->table, m->params, &m->w);
+    if (m->img.patch_size > 0) patch_bind(&m->pcfg, &m->table, m->params, &m->pw);
     return m;
 fail:
     model_free(m);
@@ -41,6 +68,80 @@ void model_init_random(loom_model *m, uint64_t seed) {
     loom_rng rng;
     rng_seed(&rng, seed);
     decoder_init_weights(&m->cfg, &m->w, &rng);
+    if (m->img.patch_size > 0) patch_init_weights(&m->pcfg, &m->pw, &rng);
+}
+
+void model_bind_grads(const loom_model *m, float *buf, model_grads *g) {
+    memset(g, 0, sizeof *g);
+    decoder_bind(&m->cfg, &m->table, buf, &g->dec);
+    if (m->img.patch_size > 0) patch_bind(&m->pcfg, &m->table, buf, &g->patch);
+}
+
+char *model_config_to_json(const loom_model *m) {
+    char *dec = decoder_config_to_json(&m->cfg);
+    if (!dec) return NULL;
+    cJSON *o = cJSON_Parse(dec);
+    free(dec);
+    if (!o) return NULL;
+    if (m->img.patch_size > 0) {
+        cJSON_AddNumberToObject(o, "patch_size", m->img.patch_size);
+        cJSON_AddNumberToObject(o, "max_patch_rows", m->img.max_patch_rows);
+        cJSON_AddNumberToObject(o, "max_patch_cols", m->img.max_patch_cols);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Reads the image keys of a config JSON; absent keys mean a text-only model. */
+static int image_config_from_json(const char *json, model_image_config *img, loom_error *err) {
+    memset(img, 0, sizeof *img);
+    cJSON *o = cJSON_Parse(json);
+    if (!o) return loom_error_set(err, "config: not JSON");
+    const char *keys[3] = {"patch_size", "max_patch_rows", "max_patch_cols"};
+    int32_t *dst[3] = {&img->patch_size, &img->max_patch_rows, &img->max_patch_cols};
+    int rc = 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+        if (!v) continue;
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4096 ||
+            v->valuedouble != (double)(int32_t)v->valuedouble)
+            rc = loom_error_set(err, "config: \"%s\" must be an integer in [0, 4096]", keys[i]);
+        else
+            *dst[i] = (int32_t)v->valuedouble;
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *scratch) {
+    const int64_t C = m->cfg.d_model, BT = (int64_t)fb->B * fb->T;
+    for (int64_t i = 0; i < BT; i++) {
+        int32_t t = fb->tokens[i];
+        if (t >= 0) memcpy(x0 + i * C, m->w.tok_emb + (size_t)t * C, (size_t)C * sizeof(float));
+    }
+    if (fb->n_patches > 0 && m->img.patch_size > 0) {
+        patch_forward(&m->pcfg, &m->pw, fb->patches, fb->n_patches, scratch, C);
+        for (int64_t p = 0; p < fb->n_patches; p++)
+            memcpy(x0 + fb->patch_pos[p] * C, scratch + p * C, (size_t)C * sizeof(float));
+    }
+}
+
+void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batch *fb,
+                          const float *dx0, float *scratch) {
+    const int64_t C = m->cfg.d_model, BT = (int64_t)fb->B * fb->T;
+    for (int64_t i = 0; i < BT; i++) {
+        int32_t t = fb->tokens[i];
+        if (t < 0) continue;
+        float *row = g->dec.tok_emb + (size_t)t * C;
+        const float *d = dx0 + i * C;
+        for (int64_t j = 0; j < C; j++) row[j] += d[j];
+    }
+    if (fb->n_patches > 0 && m->img.patch_size > 0) {
+        for (int64_t p = 0; p < fb->n_patches; p++)
+            memcpy(scratch + p * C, dx0 + fb->patch_pos[p] * C, (size_t)C * sizeof(float));
+        patch_backward(&m->pcfg, &m->pw, &g->patch, fb->patches, fb->n_patches, scratch, C);
+    }
 }
 
 void model_free(loom_model *m) {
@@ -76,7 +177,7 @@ int model_read_tensors(const loom_model *m, const st_file *f, const char *prefix
 
 int model_add_metadata(const loom_model *m, st_writer *w, loom_error *err) {
     if (st_writer_meta(w, "format", MODEL_FORMAT, err)) return -1;
-    char *cfg = decoder_config_to_json(&m->cfg);
+    char *cfg = model_config_to_json(m);
     if (!cfg) return loom_error_set(err, "out of memory");
     int rc = st_writer_meta(w, "config", cfg, err);
     free(cfg);
@@ -102,14 +203,16 @@ loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     const char *cj = st_meta(f, "config");
     if (!cj) return loom_error_set(err, "no config in metadata"), NULL;
     decoder_config cfg;
+    model_image_config img;
     if (decoder_config_from_json(cj, &cfg, err)) return NULL;
+    if (image_config_from_json(cj, &img, err)) return NULL;
     tokenizer *tok = NULL;
     const char *tj = st_meta(f, "tokenizer");
     if (tj) {
         tok = tokenizer_from_json(tj, strlen(tj), err);
         if (!tok) return loom_error_wrap(err, "tokenizer"), NULL;
     }
-    loom_model *m = model_new(&cfg, tok, err);
+    loom_model *m = model_new_ex(&cfg, &img, tok, err);
     if (!m) return NULL;
     const char *train = st_meta(f, "train");
     if (train && !(m->train_json = strdup(train))) {

@@ -9,21 +9,54 @@
 #include "core/error.h"
 #include "core/params.h"
 #include "decoder/decoder.h"
+#include "encoders/patch.h"
+#include "fusion/sequence.h"
 #include "fusion/tokenizer.h"
 
 #define MODEL_FORMAT "loom-1"
 
+/* The image input: Fuyu-style patches of P x P x 3 pixels, linearly projected
+ * to d_model. patch_size 0 means a text-only model. Images larger than the
+ * patch budget (max_patch_rows x max_patch_cols) are downscaled. Stored in
+ * the config JSON as "patch_size", "max_patch_rows", "max_patch_cols". */
+typedef struct model_image_config {
+    int32_t patch_size;
+    int32_t max_patch_rows, max_patch_cols;
+} model_image_config;
+
 typedef struct loom_model {
     decoder_config  cfg;
+    model_image_config img;     /* img.patch_size 0: no image input */
+    patch_config    pcfg;       /* {patch_size, d_model} when images are on */
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
     float          *params;     /* (table.total) */
     decoder_weights w;          /* views into params */
+    patch_weights   pw;         /* views into params (NULL pointers without images) */
     char           *train_json; /* optional recipe/step metadata, or NULL */
 } loom_model;
 
+/* Gradients (or any buffer laid out like params) seen through the modules. */
+typedef struct model_grads {
+    decoder_weights dec;
+    patch_weights   patch;
+} model_grads;
+
 /* A model with zeroed parameters; takes ownership of tok (even on failure). */
 loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err);
+/* The same with image input when img != NULL and img->patch_size > 0. */
+loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img, tokenizer *tok,
+                         loom_error *err);
+void model_bind_grads(const loom_model *m, float *buf, model_grads *g);
+/* JSON of the whole config (decoder keys plus the image keys), malloc'd. */
+char *model_config_to_json(const loom_model *m);
+
+/* x0 (B, T, C) for a fusion batch: tok_emb rows for tokens, projected patches
+ * for FUSION_PATCH positions. scratch: (max_patches, C). */
+void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *scratch);
+/* Backward of model_embed: adds into g (tok_emb and the projector). */
+void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batch *fb,
+                          const float *dx0, float *scratch);
 void model_init_random(loom_model *m, uint64_t seed);
 /* Loads and validates a model file: format, config, tokenizer, and every
  * tensor's dtype and shape; vocab must cover the tokenizer. */

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "train/adamw.h"
 #include "train/data.h"
+#include "train/source.h"
 
 train_options train_default_options(void) {
     train_options o;
@@ -37,6 +38,9 @@ train_options train_default_options(void) {
     o.ckpt_every = 200;
     o.eval_frac = 0.05f;
     o.seed = 1;
+    o.image.patch_size = 8;
+    o.image.max_patch_rows = 8;
+    o.image.max_patch_cols = 8;
     return o;
 }
 
@@ -85,7 +89,7 @@ static char *recipe_json(const train_options *o, int64_t step) {
 typedef struct trainer {
     loom_model *m;
     float *grads, *mo, *vo;  /* (table.total) */
-    decoder_weights g;
+    model_grads g;
     int64_t step;            /* optimizer steps done */
     loom_rng rng;            /* data sampling */
 } trainer;
@@ -155,15 +159,27 @@ done:
     return rc;
 }
 
-static float evaluate(const loom_model *m, decoder_acts *a, const corpus *ev, int64_t nbatches,
-                      int32_t B, int32_t T, int32_t *tokens, int32_t *targets) {
+/* One forward + backward over a filled fusion batch; returns the loss. */
+static float train_micro_step(trainer *tr, decoder_acts *a, fusion_batch *fb, float *scratch,
+                              float loss_scale) {
+    const loom_model *m = tr->m;
+    model_embed(m, fb, a->x0, scratch);
+    float loss = decoder_forward(&m->cfg, &m->w, a, fb->B, fb->T, fb->targets);
+    decoder_backward(&m->cfg, &m->w, &tr->g.dec, a, fb->B, fb->T, fb->targets, loss_scale);
+    model_embed_backward(m, &tr->g, fb, a->dx0, scratch);
+    return loss;
+}
+
+static int evaluate(trainer *tr, train_source *src, decoder_acts *a, fusion_batch *fb,
+                    float *scratch, int64_t nbatches, float *out, loom_error *err) {
     double sum = 0.0;
     for (int64_t i = 0; i < nbatches; i++) {
-        corpus_batch_at(ev, (size_t)i, B, T, tokens, targets);
-        decoder_embed(&m->cfg, &m->w, tokens, (int64_t)B * T, a->x0);
-        sum += decoder_forward(&m->cfg, &m->w, a, B, T, targets);
+        if (source_eval_batch(src, tr->m, i, fb, err)) return -1;
+        model_embed(tr->m, fb, a->x0, scratch);
+        sum += decoder_forward(&tr->m->cfg, &tr->m->w, a, fb->B, fb->T, fb->targets);
     }
-    return nbatches ? (float)(sum / (double)nbatches) : 0.0f;
+    *out = nbatches ? (float)(sum / (double)nbatches) : 0.0f;
+    return 0;
 }
 
 static void fmt_duration(char *buf, size_t n, double s) {
@@ -185,15 +201,14 @@ int train_run(const train_options *o, loom_error *err) {
 
     trainer tr;
     memset(&tr, 0, sizeof tr);
-    raw_corpus raw;
-    corpus train_c, eval_c;
-    memset(&train_c, 0, sizeof train_c);
-    memset(&eval_c, 0, sizeof eval_c);
+    train_source src;
+    fusion_batch fb;
+    memset(&fb, 0, sizeof fb);
     decoder_acts *acts = NULL;
-    int32_t *tokens = NULL, *targets = NULL;
+    float *scratch = NULL;
     FILE *logf = NULL;
     int rc = -1;
-    if (raw_corpus_load(o->data, &raw, err)) return -1;
+    if (source_open(&src, o->data, o->eval_frac, err)) return -1;
 
     int resumed = o->resume && file_exists(ckpt_path);
     if (resumed) {
@@ -206,36 +221,26 @@ int train_run(const train_options *o, loom_error *err) {
     } else {
         /* Tokenizer: byte-level BPE learned from the training documents. */
         double t0 = now_s();
-        size_t nd = 0;
-        const char **docs = malloc(2 * raw.n * sizeof *docs);
-        size_t *lens = malloc(2 * raw.n * sizeof *lens);
-        if (!docs || !lens) {
-            free(docs);
-            free(lens);
-            loom_error_set(err, "out of memory");
-            goto done;
+        char **docs = NULL;
+        size_t *lens = NULL, nd = 0;
+        tokenizer *tok = NULL;
+        if (!source_tokenizer_docs(&src, &docs, &lens, &nd, err)) {
+            tokenizer_train_params tp = tokenizer_train_default_params();
+            tp.vocab_size = o->model.vocab_size;
+            tok = tokenizer_train((const char *const *)docs, lens, nd, tp, err);
+            if (!tok) loom_error_wrap(err, "tokenizer");
         }
-        for (size_t i = 0; i < raw.n; i++) {
-            if (raw.prompt[i]) {
-                docs[nd] = raw.prompt[i];
-                lens[nd++] = raw.prompt_len[i];
-            }
-            docs[nd] = raw.text[i];
-            lens[nd++] = raw.text_len[i];
-        }
-        tokenizer_train_params tp = tokenizer_train_default_params();
-        tp.vocab_size = o->model.vocab_size;
-        tokenizer *tok = tokenizer_train(docs, lens, nd, tp, err);
+        if (src.kind == SOURCE_SHAPES)  /* generated strings are owned here */
+            for (size_t i = 0; i < nd; i++) free(docs[i]);
         free(docs);
         free(lens);
-        if (!tok) {
-            loom_error_wrap(err, "tokenizer");
-            goto done;
-        }
+        if (!tok) goto done;
         decoder_config cfg = o->model;
         cfg.vocab_size = tokenizer_vocab_size(tok);
         if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
-        tr.m = model_new(&cfg, tok, err);
+        model_image_config img = o->image;
+        if (!source_is_multimodal(&src)) img.patch_size = 0;
+        tr.m = model_new_ex(&cfg, &img, tok, err);
         if (!tr.m) goto done;
         model_init_random(tr.m, o->seed);
         size_t n = tr.m->table.total;
@@ -255,22 +260,19 @@ int train_run(const train_options *o, loom_error *err) {
         loom_error_set(err, "seq %d exceeds the model's max_seq %d", o->seq, cfg->max_seq);
         goto done;
     }
-    decoder_bind(cfg, &tr.m->table, tr.grads, &tr.g);
+    model_bind_grads(tr.m, tr.grads, &tr.g);
+    if (source_prepare(&src, tr.m, o->seq, err)) goto done;
 
-    /* Hold out the last eval_frac of the records (at least one when > 1). */
-    size_t n_eval = (size_t)((double)raw.n * o->eval_frac);
-    if (n_eval == 0 && raw.n > 1 && o->eval_frac > 0) n_eval = 1;
-    if (corpus_build(&train_c, &raw, 0, raw.n - n_eval, tr.m->tok, o->seq, err)) goto done;
-    if (n_eval && corpus_build(&eval_c, &raw, raw.n - n_eval, raw.n, tr.m->tok, o->seq, err)) {
-        loom_log(LOOM_LOG_WARN, "loom: evaluation split unusable (%s); evaluation off", err->msg);
-        n_eval = 0;
-    }
     const int32_t B = o->batch, T = o->seq;
+    const int32_t P = tr.m->img.patch_size;
+    const int64_t max_patches =
+        P > 0 ? (int64_t)B * tr.m->img.max_patch_rows * tr.m->img.max_patch_cols : 0;
     acts = decoder_acts_new(cfg, B, T, err);
-    tokens = malloc((size_t)B * T * sizeof *tokens);
-    targets = malloc((size_t)B * T * sizeof *targets);
-    if (!acts || !tokens || !targets) {
-        if (acts) loom_error_set(err, "out of memory");
+    if (!acts) goto done;
+    if (fusion_batch_init(&fb, B, T, P * P * 3, max_patches, err)) goto done;
+    scratch = floats_alloc((size_t)(max_patches ? max_patches : 1) * (size_t)cfg->d_model);
+    if (!scratch) {
+        loom_error_set(err, "out of memory");
         goto done;
     }
     logf = fopen(log_path, resumed ? "a" : "w");
@@ -279,12 +281,15 @@ int train_run(const train_options *o, loom_error *err) {
         goto done;
     }
     if (!resumed) fprintf(logf, "step,loss,lr,grad_norm,tok_per_s,eval_loss\n");
+    int has_eval = source_has_eval(&src) && o->eval_every > 0 && o->eval_batches > 0;
     loom_log(LOOM_LOG_INFO,
-             "loom: model %" PRId64 " parameters (d_model %d, %d layers, %d heads, %d kv heads, "
-             "d_ff %d, vocab %d); %zu train records (%zu tokens), %zu eval; %d threads",
-             decoder_param_count(cfg), cfg->d_model, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
-             cfg->d_ff, cfg->vocab_size, train_c.n, train_c.n_tokens, n_eval ? eval_c.n : 0,
-             loom_threads_get());
+             "loom: model %zu parameters (d_model %d, %d layers, %d heads, %d kv heads, "
+             "d_ff %d, vocab %d%s); data %s (%s%s); %d threads",
+             tr.m->table.total, cfg->d_model, cfg->n_layers, cfg->n_heads, cfg->n_kv_heads,
+             cfg->d_ff, cfg->vocab_size, P > 0 ? ", image patches" : "", o->data,
+             src.kind == SOURCE_SHAPES ? "Shapes World, generated" :
+             src.kind == SOURCE_MANIFEST ? "manifest" : "text",
+             has_eval ? ", with evaluation" : "", loom_threads_get());
 
     const size_t np = tr.m->table.total;
     const double tok_per_step = (double)B * T * o->accum;
@@ -294,11 +299,8 @@ int train_run(const train_options *o, loom_error *err) {
         memset(tr.grads, 0, np * sizeof(float));
         double loss = 0.0;
         for (int32_t micro = 0; micro < o->accum; micro++) {
-            corpus_sample(&train_c, &tr.rng, B, T, tokens, targets);
-            decoder_embed(cfg, &tr.m->w, tokens, (int64_t)B * T, acts->x0);
-            loss += decoder_forward(cfg, &tr.m->w, acts, B, T, targets);
-            decoder_backward(cfg, &tr.m->w, &tr.g, acts, B, T, targets, 1.0f / (float)o->accum);
-            decoder_embed_backward(cfg, &tr.g, tokens, (int64_t)B * T, acts->dx0);
+            if (source_sample(&src, tr.m, &tr.rng, &fb, err)) goto done;
+            loss += train_micro_step(&tr, acts, &fb, scratch, 1.0f / (float)o->accum);
         }
         loss /= o->accum;
         double norm = grad_clip(tr.grads, np, o->grad_clip);
@@ -317,8 +319,8 @@ int train_run(const train_options *o, loom_error *err) {
         double tps = tok_per_step / (t - t_last);
         t_last = t;
         float eval_loss = NAN;
-        if (n_eval && o->eval_every > 0 && (tr.step % o->eval_every == 0 || tr.step == o->steps))
-            eval_loss = evaluate(tr.m, acts, &eval_c, o->eval_batches, B, T, tokens, targets);
+        if (has_eval && (tr.step % o->eval_every == 0 || tr.step == o->steps))
+            if (evaluate(&tr, &src, acts, &fb, scratch, o->eval_batches, &eval_loss, err)) goto done;
         fprintf(logf, "%" PRId64 ",%.6f,%.6g,%.4f,%.1f,", tr.step, loss, lr, norm, tps);
         if (isnan(eval_loss)) fprintf(logf, "\n");
         else fprintf(logf, "%.6f\n", eval_loss);
@@ -353,12 +355,10 @@ int train_run(const train_options *o, loom_error *err) {
     rc = 0;
 done:
     if (logf) fclose(logf);
-    free(tokens);
-    free(targets);
+    free(scratch);
+    fusion_batch_free(&fb);
     decoder_acts_free(acts);
-    corpus_free(&train_c);
-    corpus_free(&eval_c);
-    raw_corpus_free(&raw);
+    source_close(&src);
     free(tr.grads);
     free(tr.mo);
     free(tr.vo);

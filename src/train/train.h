@@ -8,14 +8,16 @@
 
 #include "core/error.h"
 #include "decoder/decoder.h"
+#include "model/model.h"
 
 typedef struct train_options {
-    const char *data;        /* corpus: text file or JSONL */
+    const char *data;        /* text file, JSONL (text or image records), or "shapes" */
     const char *out;         /* final model path */
     const char *ckpt;        /* checkpoint path (default: OUT.ckpt) */
     const char *log;         /* CSV log path (default: OUT.log.csv) */
     int         resume;      /* continue from ckpt if it exists */
     decoder_config model;    /* vocab_size is the tokenizer's target size */
+    model_image_config image; /* used when the data has images */
     int32_t batch, seq, accum;
     int64_t steps, warmup;
     float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;

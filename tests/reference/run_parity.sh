@@ -66,6 +66,24 @@ for name in $configs; do
     fi
 done
 
+# The image patch projector: BUILD_DIR/tests/reference/patch_dump --out OUT/patch, then
+# patch_parity.py OUT/patch (patchify and the linear layer recomputed in float64).
+patch_dump="$build/tests/reference/patch_dump"
+dir="$out/patch"
+rm -rf "$dir"
+mkdir -p "$dir"
+echo "=== patch: $patch_dump --out $dir"
+if [ ! -x "$patch_dump" ]; then
+    echo "run_parity: $patch_dump: not found or not executable (build the patch_dump target)" >&2
+    failed="$failed patch"
+elif ! "$patch_dump" --out "$dir"; then
+    echo "run_parity: patch: patch_dump failed" >&2
+    failed="$failed patch"
+elif ! "$python" "$here/patch_parity.py" "$dir"; then
+    failed="$failed patch"
+fi
+configs="$configs patch"
+
 if [ -n "$failed" ]; then
     echo "run_parity: FAILED:$failed"
     exit 1

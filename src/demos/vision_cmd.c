@@ -1,0 +1,369 @@
+/* loom caption / ask / eval: the image-in commands.
+ *
+ *   loom caption [-m MODEL] [-t N] IMAGE...               one caption per image, in order
+ *   loom ask [-m MODEL] --image IMAGE -p QUESTION          the answer
+ *   loom eval [-m MODEL] [--n N] [--seed S] [--questions K] caption exact match and VQA
+ *                                                          accuracy on held-out Shapes World
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb_image_write.h>
+
+#include "cli.h"
+#include "core/threads.h"
+#include "data/shapes.h"
+#include "encoders/image.h"
+#include "model/infer.h"
+#include "model/model.h"
+
+#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+#define ANSWER_MAX_TOKENS 96
+
+static loom_model *load_image_model(const char *path, loom_infer **inf) {
+    loom_error err = {{0}};
+    loom_model *m = model_load(path, &err);
+    if (!m) {
+        cli_fail(path, err.msg);
+        return NULL;
+    }
+    if (m->img.patch_size <= 0) {
+        cli_fail(path, "this model has no image input (train it on image data)");
+        model_free(m);
+        return NULL;
+    }
+    *inf = infer_new(m, &err);
+    if (!*inf) {
+        cli_fail(path, err.msg);
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* ---- caption ------------------------------------------------------------- */
+
+static void caption_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom caption [-m MODEL] [-t N] IMAGE...\n"
+            "\n"
+            "Prints one caption per image, one line each, in order (PNG, JPEG, BMP, GIF, TGA,\n"
+            "PNM). The model is loaded once. An image that cannot be read is reported on\n"
+            "stderr, its line is left empty, and the exit status is 1.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  -t, --threads N      threads (default: all cores)\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_caption(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL;
+    int64_t threads = 0;
+    int first = 0, n_images = 0;
+    char **images = calloc((size_t)argc, sizeof *images);
+    if (!images) return cli_fail("caption", "out of memory");
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            caption_usage(stdout);
+            free(images);
+            return 0;
+        }
+        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (i + 1 >= argc) {
+                free(images);
+                fprintf(stderr, "loom: caption: %s needs a value\n", a);
+                return 1;
+            }
+            if (a[1] == 'm' || a[2] == 'm') model = argv[++i];
+            else if (cli_int(a, argv[++i], 0, 1024, &threads)) {
+                free(images);
+                return 1;
+            }
+        } else if (a[0] == '-' && a[1] != '\0') {
+            free(images);
+            fprintf(stderr, "loom: caption: unknown option %s (see loom caption --help)\n", a);
+            return 1;
+        } else {
+            images[n_images++] = argv[i];
+        }
+    }
+    (void)first;
+    if (n_images == 0) {
+        free(images);
+        caption_usage(stderr);
+        return cli_fail("caption", "no images given");
+    }
+    loom_threads_set((int)threads);
+    loom_infer *inf = NULL;
+    loom_model *m = load_image_model(model, &inf);
+    if (!m) {
+        free(images);
+        return 1;
+    }
+    int rc = 0;
+    char out[4096];
+    for (int i = 0; i < n_images; i++) {
+        loom_error err = {{0}};
+        loom_image img = {0};
+        if (image_load_file(images[i], &img, &err) ||
+            infer_answer(inf, &img, "", 0, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+            fprintf(stderr, "loom: %s: %s\n", images[i], err.msg);
+            printf("\n");
+            rc = 1;
+        } else {
+            printf("%s\n", out);
+        }
+        fflush(stdout);
+        image_free(&img);
+    }
+    infer_free(inf);
+    model_free(m);
+    free(images);
+    return rc;
+}
+
+/* ---- ask ------------------------------------------------------------------- */
+
+static void ask_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom ask [-m MODEL] --image IMAGE -p QUESTION [-t N]\n"
+            "\n"
+            "Prints the model's answer to a question about an image.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  --image FILE         the image\n"
+            "  -p, --prompt TEXT    the question, e.g. \"what color is the circle?\"\n"
+            "  -t, --threads N      threads (default: all cores)\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_ask(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *image = NULL, *prompt = NULL;
+    int64_t threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            ask_usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "loom: ask: %s needs a value (see loom ask --help)\n", a);
+            return 1;
+        }
+        i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--image")) image = v;
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+            if (cli_int(a, v, 0, 1024, &threads)) return 1;
+        } else {
+            fprintf(stderr, "loom: ask: unknown option %s (see loom ask --help)\n", a);
+            return 1;
+        }
+    }
+    if (!image || !prompt) {
+        ask_usage(stderr);
+        return cli_fail("ask", "--image and -p are required");
+    }
+    loom_threads_set((int)threads);
+    loom_error err = {{0}};
+    loom_image img = {0};
+    if (image_load_file(image, &img, &err)) return cli_fail(image, err.msg);
+    loom_infer *inf = NULL;
+    loom_model *m = load_image_model(model, &inf);
+    if (!m) {
+        image_free(&img);
+        return 1;
+    }
+    char out[4096];
+    int rc = 0;
+    if (infer_answer(inf, &img, prompt, strlen(prompt), ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
+        rc = cli_fail("ask", err.msg);
+    else
+        printf("%s\n", out);
+    image_free(&img);
+    infer_free(inf);
+    model_free(m);
+    return rc;
+}
+
+/* ---- eval ------------------------------------------------------------------ */
+
+typedef struct tally { int64_t right, total; } tally;
+
+static double pct(tally t) { return t.total ? 100.0 * (double)t.right / (double)t.total : 0.0; }
+
+typedef struct jpeg_buf { uint8_t *data; size_t len, cap; int failed; } jpeg_buf;
+
+static void jpeg_write(void *ctx, void *data, int size) {
+    jpeg_buf *b = ctx;
+    if (b->failed || size <= 0) return;
+    if (b->len + (size_t)size > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 65536) + (size_t)size;
+        uint8_t *nd = realloc(b->data, nc);
+        if (!nd) {
+            b->failed = 1;
+            return;
+        }
+        b->data = nd;
+        b->cap = nc;
+    }
+    memcpy(b->data + b->len, data, (size_t)size);
+    b->len += (size_t)size;
+}
+
+static void eval_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom eval [-m MODEL] [--n N] [--seed S] [--questions K] [-t N] [-v]\n"
+            "\n"
+            "Evaluates a model on held-out Shapes World scenes: for each canvas size (48, 64,\n"
+            "80, 96) N scenes of the test split (seeds never used in training), N of the\n"
+            "held-out combinations split (attribute combinations never seen in training),\n"
+            "and the test scenes again as JPEG (quality 75) copies. Reports caption exact\n"
+            "match and VQA accuracy (K questions per scene) per split, size and question type.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  --n N                scenes per split and canvas size (default 50)\n"
+            "  --seed S             first scene seed (default 0)\n"
+            "  --questions K        questions per scene (default 3)\n"
+            "  -t, --threads N      threads (default: all cores)\n"
+            "  -v, --verbose        print every mistake\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL;
+    int64_t n = 50, seed = 0, nq = 3, threads = 0;
+    int verbose = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            eval_usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
+            verbose = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "loom: eval: %s needs a value (see loom eval --help)\n", a);
+            return 1;
+        }
+        i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--n")) { if (cli_int(a, v, 1, 1000000, &n)) return 1; }
+        else if (!strcmp(a, "--seed")) { if (cli_int(a, v, 0, INT64_C(1) << 40, &seed)) return 1; }
+        else if (!strcmp(a, "--questions")) { if (cli_int(a, v, 0, 64, &nq)) return 1; }
+        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (cli_int(a, v, 0, 1024, &threads)) return 1; }
+        else {
+            fprintf(stderr, "loom: eval: unknown option %s (see loom eval --help)\n", a);
+            return 1;
+        }
+    }
+    loom_threads_set((int)threads);
+    loom_infer *inf = NULL;
+    loom_model *m = load_image_model(model, &inf);
+    if (!m) return 1;
+
+    static const int32_t sides[4] = {48, 64, 80, 96};
+    enum { V_TEST, V_COMBOS, V_JPEG, N_VARIANTS };
+    static const char *const vnames[N_VARIANTS] = {"test", "combos", "jpeg75"};
+    tally cap[N_VARIANTS][4] = {{{0}}}, vqa[N_VARIANTS][4] = {{{0}}};
+    tally qt[N_VARIANTS][SHAPES_N_QTYPES] = {{{0}}};
+    uint8_t *rgb = malloc(96 * 96 * 3);
+    jpeg_buf jb = {0};
+    char out[4096], caption[SHAPES_CAPTION_MAX];
+    loom_error err = {{0}};
+    int rc = 0;
+    if (!rgb) {
+        rc = cli_fail("eval", "out of memory");
+        goto done;
+    }
+    for (int var = 0; var < N_VARIANTS && !rc; var++)
+        for (int si = 0; si < 4 && !rc; si++)
+            for (int64_t i = 0; i < n && !rc; i++) {
+                enum shapes_split split = var == V_COMBOS ? SHAPES_SPLIT_COMBOS : SHAPES_SPLIT_TEST;
+                loom_rng rng, qrng;
+                shapes_split_rng(&rng, split, (uint64_t)(seed + i) * 4 + (uint64_t)si);
+                shapes_scene sc;
+                shapes_scene_sample_split(&sc, split, &rng);
+                if (shapes_scene_layout(&sc, sides[si], sides[si], &rng, &err) ||
+                    shapes_render(&sc, rgb, &rng, &err) ||
+                    shapes_caption(&sc, caption, sizeof caption) < 0) {
+                    rc = cli_fail("eval", err.msg);
+                    break;
+                }
+                loom_image img = {.width = sides[si], .height = sides[si], .rgb = rgb}, jimg = {0};
+                const loom_image *use = &img;
+                if (var == V_JPEG) {
+                    jb.len = 0;
+                    if (!stbi_write_jpg_to_func(jpeg_write, &jb, img.width, img.height, 3, rgb, 75) ||
+                        jb.failed || image_load_memory(jb.data, jb.len, "jpeg copy", &jimg, &err)) {
+                        rc = cli_fail("eval: jpeg", jb.failed ? "out of memory" : err.msg);
+                        break;
+                    }
+                    use = &jimg;
+                }
+                if (infer_answer(inf, use, "", 0, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+                    rc = cli_fail("eval", err.msg);
+                    image_free(&jimg);
+                    break;
+                }
+                int ok = strcmp(out, caption) == 0;
+                cap[var][si].right += ok;
+                cap[var][si].total++;
+                if (!ok && verbose)
+                    fprintf(stderr, "[%s %d] caption\n  want: %s\n  got:  %s\n", vnames[var], sides[si], caption, out);
+                shapes_split_rng(&qrng, split, ((uint64_t)(seed + i) * 4 + (uint64_t)si) ^ 0x9e3779b9ull);
+                for (int64_t k = 0; k < nq; k++) {
+                    shapes_question q;
+                    if (shapes_question_sample_mix(&sc, &qrng, &q)) continue;
+                    if (infer_answer(inf, use, q.prompt, strlen(q.prompt), ANSWER_MAX_TOKENS, out,
+                                     sizeof out, &err) < 0) {
+                        rc = cli_fail("eval", err.msg);
+                        break;
+                    }
+                    ok = strcmp(out, q.answer) == 0;
+                    vqa[var][si].right += ok;
+                    vqa[var][si].total++;
+                    qt[var][q.type].right += ok;
+                    qt[var][q.type].total++;
+                    if (!ok && verbose)
+                        fprintf(stderr, "[%s %d] %s want \"%s\" got \"%s\"\n", vnames[var], sides[si],
+                                q.prompt, q.answer, out);
+                }
+                image_free(&jimg);
+            }
+    if (!rc) {
+        printf("loom eval: %s, %" PRId64 " scenes per split and size, %" PRId64 " questions each\n\n",
+               model, n, nq);
+        printf("%-8s %-6s %12s %12s\n", "split", "size", "caption EM", "VQA");
+        for (int var = 0; var < N_VARIANTS; var++) {
+            tally ct = {0}, vt = {0};
+            for (int si = 0; si < 4; si++) {
+                printf("%-8s %-6d %11.1f%% %11.1f%%\n", vnames[var], sides[si], pct(cap[var][si]),
+                       pct(vqa[var][si]));
+                ct.right += cap[var][si].right; ct.total += cap[var][si].total;
+                vt.right += vqa[var][si].right; vt.total += vqa[var][si].total;
+            }
+            printf("%-8s %-6s %11.1f%% %11.1f%%\n", vnames[var], "all", pct(ct), pct(vt));
+        }
+        printf("\n%-12s", "VQA by type");
+        for (int var = 0; var < N_VARIANTS; var++) printf(" %10s", vnames[var]);
+        printf("\n");
+        for (int t = 0; t < SHAPES_N_QTYPES; t++) {
+            printf("%-12s", shapes_qtype_names[t]);
+            for (int var = 0; var < N_VARIANTS; var++) printf(" %9.1f%%", pct(qt[var][t]));
+            printf("\n");
+        }
+    }
+done:
+    free(jb.data);
+    free(rgb);
+    infer_free(inf);
+    model_free(m);
+    return rc;
+}

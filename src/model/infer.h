@@ -1,0 +1,30 @@
+/* infer.h: answering with a model: an optional image and a prompt in, greedy
+ * text out. One prompt template for every front end (CLI, API, server):
+ *
+ *   <bos> [<img> patches </img>] prompt <sep>  ->  answer <eos>
+ *
+ * A caption is the answer to the empty prompt. The prefix runs through the KV
+ * cache, then tokens are decoded greedily, restricted to text tokens and
+ * <eos>, until <eos>, max_tokens or the end of the context. */
+#ifndef LOOM_MODEL_INFER_H
+#define LOOM_MODEL_INFER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "encoders/image.h"
+#include "model/model.h"
+
+typedef struct loom_infer loom_infer;
+
+loom_infer *infer_new(const loom_model *m, loom_error *err);
+void infer_free(loom_infer *inf);
+
+/* Greedy answer to (img, prompt); img may be NULL. Writes a NUL-terminated
+ * string (truncated to cap). Returns its length, or -1. */
+int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
+                     size_t prompt_len, int32_t max_tokens, char *out, size_t cap,
+                     loom_error *err);
+
+#endif

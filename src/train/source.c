@@ -1,0 +1,351 @@
+#include "train/source.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/shapes.h"
+#include "encoders/patch.h"
+#include "fusion/tokenizer.h"
+
+#define SOURCE_MAX_TEXT_TOKENS 4096
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* ---- manifests ----------------------------------------------------------- */
+
+static int manifest_load(train_source *s, const char *path, loom_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return loom_error_set(err, "%s: cannot open", path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) slash[1] = '\0';
+    else dir[0] = '\0';
+    size_t cap_r = 0, cap_i = 0, line_no = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    ssize_t got;
+    int rc = 0;
+    /* image path -> index, by linear probing on a small table would be nicer;
+     * manifests list each image once per record, so reuse the previous one. */
+    char *last_image = NULL;
+    while (!rc && (got = getline(&line, &line_cap, f)) >= 0) {
+        line_no++;
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = '\0';
+        if (got == 0) continue;
+        cJSON *o = cJSON_ParseWithLength(line, (size_t)got);
+        const cJSON *im = o ? cJSON_GetObjectItemCaseSensitive(o, "image") : NULL;
+        const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
+        const cJSON *a = o ? cJSON_GetObjectItemCaseSensitive(o, "answer") : NULL;
+        const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
+        if (!cJSON_IsObject(o)) {
+            rc = loom_error_set(err, "%s:%zu: not a JSON object", path, line_no);
+        } else if (!(cJSON_IsString(a) || cJSON_IsString(t)) || (im && !cJSON_IsString(im)) ||
+                   (p && !cJSON_IsString(p))) {
+            rc = loom_error_set(err, "%s:%zu: want string \"answer\" (or \"text\"), optional string "
+                                "\"prompt\" and \"image\"", path, line_no);
+        } else {
+            if (s->n_recs == cap_r) {
+                cap_r = cap_r ? cap_r * 2 : 1024;
+                manifest_record *nr = realloc(s->recs, cap_r * sizeof *nr);
+                if (!nr) rc = loom_error_set(err, "out of memory");
+                else s->recs = nr;
+            }
+            manifest_record *r = rc ? NULL : &s->recs[s->n_recs];
+            if (r) {
+                r->image = -1;
+                r->prompt = NULL;
+                r->answer = strdup(cJSON_IsString(a) ? a->valuestring : t->valuestring);
+                if (cJSON_IsString(a)) r->prompt = strdup(p ? p->valuestring : "");
+                if (!r->answer || (cJSON_IsString(a) && !r->prompt)) rc = loom_error_set(err, "out of memory");
+            }
+            if (!rc && im) {
+                if (last_image && strcmp(last_image, im->valuestring) == 0) {
+                    r->image = (int32_t)s->n_images - 1;
+                } else {
+                    if (s->n_images == cap_i) {
+                        cap_i = cap_i ? cap_i * 2 : 1024;
+                        loom_image *ni = realloc(s->images, cap_i * sizeof *ni);
+                        if (!ni) rc = loom_error_set(err, "out of memory");
+                        else s->images = ni;
+                    }
+                    char full[8192];
+                    if (im->valuestring[0] == '/') snprintf(full, sizeof full, "%s", im->valuestring);
+                    else snprintf(full, sizeof full, "%s%s", dir, im->valuestring);
+                    if (!rc && image_load_file(full, &s->images[s->n_images], err))
+                        rc = loom_error_wrap(err, "%s:%zu", path, line_no);
+                    if (!rc) {
+                        r->image = (int32_t)s->n_images++;
+                        free(last_image);
+                        last_image = strdup(im->valuestring);
+                    }
+                }
+            }
+            if (r) s->n_recs++;
+        }
+        cJSON_Delete(o);
+    }
+    free(line);
+    free(last_image);
+    fclose(f);
+    if (!rc && s->n_recs == 0) rc = loom_error_set(err, "%s: no records", path);
+    return rc;
+}
+
+static int manifest_has_images(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, "\"image\"") != NULL;
+}
+
+/* ---- open / close -------------------------------------------------------- */
+
+int source_open(train_source *s, const char *spec, float eval_frac, loom_error *err) {
+    memset(s, 0, sizeof *s);
+    s->eval_frac = eval_frac;
+    s->caption_frac = 0.4f;
+    if (strcmp(spec, "shapes") == 0) {
+        s->kind = SOURCE_SHAPES;
+        return 0;
+    }
+    if ((ends_with(spec, ".jsonl") || ends_with(spec, ".json")) && manifest_has_images(spec)) {
+        s->kind = SOURCE_MANIFEST;
+        if (manifest_load(s, spec, err)) {
+            source_close(s);
+            return -1;
+        }
+        size_t n_eval = (size_t)((double)s->n_recs * eval_frac);
+        if (n_eval == 0 && s->n_recs > 1 && eval_frac > 0) n_eval = 1;
+        s->n_train = s->n_recs - n_eval;
+        return 0;
+    }
+    s->kind = SOURCE_TEXT;
+    return raw_corpus_load(spec, &s->raw, err);
+}
+
+void source_close(train_source *s) {
+    raw_corpus_free(&s->raw);
+    corpus_free(&s->train_c);
+    corpus_free(&s->eval_c);
+    for (size_t i = 0; i < s->n_images; i++) image_free(&s->images[i]);
+    free(s->images);
+    for (size_t i = 0; i < s->n_recs; i++) {
+        free(s->recs[i].prompt);
+        free(s->recs[i].answer);
+    }
+    free(s->recs);
+    free(s->patches);
+    free(s->rgb);
+    memset(s, 0, sizeof *s);
+}
+
+int source_is_multimodal(const train_source *s) {
+    return s->kind == SOURCE_SHAPES || (s->kind == SOURCE_MANIFEST && s->n_images > 0);
+}
+
+int source_has_eval(const train_source *s) {
+    switch (s->kind) {
+    case SOURCE_TEXT: return s->n_eval > 0;
+    case SOURCE_SHAPES: return 1;
+    default: return s->n_train < s->n_recs;
+    }
+}
+
+/* ---- tokenizer documents -------------------------------------------------- */
+
+static int push_doc(char ***docs, size_t **lens, size_t *n, size_t *cap, char *d, size_t len) {
+    if (*n == *cap) {
+        *cap = *cap ? *cap * 2 : 4096;
+        char **nd = realloc(*docs, *cap * sizeof *nd);
+        size_t *nl = realloc(*lens, *cap * sizeof *nl);
+        if (nd) *docs = nd;
+        if (nl) *lens = nl;
+        if (!nd || !nl) return -1;
+    }
+    (*docs)[*n] = d;
+    (*lens)[*n] = len;
+    (*n)++;
+    return 0;
+}
+
+int source_tokenizer_docs(train_source *s, char ***docs, size_t **lens, size_t *n,
+                          loom_error *err) {
+    *docs = NULL;
+    *lens = NULL;
+    *n = 0;
+    size_t cap = 0;
+    if (s->kind == SOURCE_TEXT) {
+        for (size_t i = 0; i < s->raw.n; i++) {
+            if (s->raw.prompt[i] &&
+                push_doc(docs, lens, n, &cap, s->raw.prompt[i], s->raw.prompt_len[i]))
+                return loom_error_set(err, "out of memory");
+            if (push_doc(docs, lens, n, &cap, s->raw.text[i], s->raw.text_len[i]))
+                return loom_error_set(err, "out of memory");
+        }
+    } else if (s->kind == SOURCE_MANIFEST) {
+        for (size_t i = 0; i < s->n_recs; i++) {
+            if (s->recs[i].prompt && s->recs[i].prompt[0] &&
+                push_doc(docs, lens, n, &cap, s->recs[i].prompt, strlen(s->recs[i].prompt)))
+                return loom_error_set(err, "out of memory");
+            if (push_doc(docs, lens, n, &cap, s->recs[i].answer, strlen(s->recs[i].answer)))
+                return loom_error_set(err, "out of memory");
+        }
+    } else {
+        /* Shapes World: captions and questions from a fixed stream. The
+         * strings are owned by the caller through (*docs)[i] (free each). */
+        loom_rng rng;
+        shapes_split_rng(&rng, SHAPES_SPLIT_TRAIN, 0x70c0ull);
+        for (int i = 0; i < 20000; i++) {
+            shapes_scene sc;
+            shapes_question q;
+            char cap_buf[SHAPES_CAPTION_MAX];
+            shapes_scene_sample_split(&sc, SHAPES_SPLIT_TRAIN, &rng);
+            int cl = shapes_caption(&sc, cap_buf, sizeof cap_buf);
+            if (cl < 0 || shapes_question_sample_mix(&sc, &rng, &q))
+                return loom_error_set(err, "shapes: bad generated scene");
+            char *c1 = strdup(cap_buf), *c2 = strdup(q.prompt), *c3 = strdup(q.answer);
+            if (!c1 || !c2 || !c3 || push_doc(docs, lens, n, &cap, c1, strlen(c1)) ||
+                push_doc(docs, lens, n, &cap, c2, strlen(c2)) ||
+                push_doc(docs, lens, n, &cap, c3, strlen(c3)))
+                return loom_error_set(err, "out of memory");
+        }
+    }
+    return 0;
+}
+
+/* ---- batches -------------------------------------------------------------- */
+
+int source_prepare(train_source *s, const loom_model *m, int32_t T, loom_error *err) {
+    if (source_is_multimodal(s) && m->img.patch_size <= 0)
+        return loom_error_set(err, "the data has images but the model has no image input");
+    if (s->kind == SOURCE_TEXT) {
+        size_t n_eval = (size_t)((double)s->raw.n * s->eval_frac);
+        if (n_eval == 0 && s->raw.n > 1 && s->eval_frac > 0) n_eval = 1;
+        if (corpus_build(&s->train_c, &s->raw, 0, s->raw.n - n_eval, m->tok, T, err)) return -1;
+        if (n_eval && corpus_build(&s->eval_c, &s->raw, s->raw.n - n_eval, s->raw.n, m->tok, T, err)) {
+            n_eval = 0;  /* an unusable evaluation split turns evaluation off */
+        }
+        s->n_eval = n_eval;
+        return 0;
+    }
+    if (m->img.patch_size > 0) {
+        size_t pd = (size_t)m->img.patch_size * m->img.patch_size * 3;
+        size_t np = (size_t)m->img.max_patch_rows * m->img.max_patch_cols;
+        s->patches = malloc(np * pd * sizeof(float));
+        s->rgb = malloc((size_t)96 * 96 * 3);  /* the largest Shapes World canvas */
+        if (!s->patches || !s->rgb) return loom_error_set(err, "out of memory");
+    }
+    return 0;
+}
+
+/* Encodes text into out (at most cap ids); -1 if it does not fit. */
+static int32_t encode(const loom_model *m, const char *text, int32_t *out, int32_t cap,
+                      loom_error *err) {
+    int64_t n = tokenizer_encode(m->tok, text, strlen(text), out, (size_t)cap, NULL, err);
+    return n < 0 ? -1 : (int32_t)n;
+}
+
+/* Lays one (image, prompt, answer) record into row b. */
+static int set_record(const loom_model *m, fusion_batch *fb, int32_t b, const loom_image *img,
+                      float *patches, const char *prompt, const char *answer, loom_error *err) {
+    int32_t ptok[SOURCE_MAX_TEXT_TOKENS], atok[SOURCE_MAX_TEXT_TOKENS];
+    int32_t rows = 0, cols = 0, np = 0, na;
+    float *owned = NULL;
+    const float *pp = NULL;
+    if (img) {
+        if (patch_image(img, m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols,
+                        &owned, &rows, &cols, NULL, err))
+            return -1;
+        pp = owned;
+        (void)patches;
+    }
+    if (prompt && (np = encode(m, prompt, ptok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) goto fail;
+    if ((na = encode(m, answer, atok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) goto fail;
+    if (fusion_batch_set_row(fb, b, pp, rows, cols, ptok, np, atok, na, prompt != NULL, 1, err))
+        goto fail;
+    free(owned);
+    return 0;
+fail:
+    free(owned);
+    return -1;
+}
+
+/* One Shapes World record of a split from rng: a caption (caption_frac of
+ * the time) or a question of the mix, on a canvas of a random spec size. */
+static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                         enum shapes_split split, loom_rng *rng, loom_error *err) {
+    static const int32_t sides[4] = {48, 64, 80, 96};
+    shapes_scene sc;
+    shapes_scene_sample_split(&sc, split, rng);
+    int32_t W = sides[rng_below(rng, 4)], H = sides[rng_below(rng, 4)];
+    if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
+    loom_image img = {.width = W, .height = H, .rgb = s->rgb};
+    char caption[SHAPES_CAPTION_MAX];
+    if (rng_uniform(rng) < s->caption_frac) {
+        if (shapes_caption(&sc, caption, sizeof caption) < 0)
+            return loom_error_set(err, "shapes: caption too long");
+        return set_record(m, fb, b, &img, s->patches, "", caption, err);
+    }
+    shapes_question q;
+    if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");
+    return set_record(m, fb, b, &img, s->patches, q.prompt, q.answer, err);
+}
+
+static int manifest_row(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                        size_t r, loom_error *err) {
+    const manifest_record *rec = &s->recs[r];
+    return set_record(m, fb, b, rec->image >= 0 ? &s->images[rec->image] : NULL, s->patches,
+                      rec->prompt, rec->answer, err);
+}
+
+int source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_batch *fb,
+                  loom_error *err) {
+    fusion_batch_clear(fb);
+    if (s->kind == SOURCE_TEXT) {
+        corpus_sample(&s->train_c, rng, fb->B, fb->T, fb->tokens, fb->targets);
+        return 0;
+    }
+    for (int32_t b = 0; b < fb->B; b++) {
+        int rc;
+        if (s->kind == SOURCE_SHAPES) {
+            rc = shapes_record(s, m, fb, b, SHAPES_SPLIT_TRAIN, rng, err);
+        } else {
+            /* records longer than the context are skipped (a few tries) */
+            rc = -1;
+            for (int tries = 0; tries < 8 && rc; tries++)
+                rc = manifest_row(s, m, fb, b, (size_t)(rng_u64(rng) % s->n_train), err);
+        }
+        if (rc) return -1;
+    }
+    return 0;
+}
+
+int source_eval_batch(train_source *s, const loom_model *m, int64_t i, fusion_batch *fb,
+                      loom_error *err) {
+    fusion_batch_clear(fb);
+    if (s->kind == SOURCE_TEXT) {
+        corpus_batch_at(&s->eval_c, (size_t)i, fb->B, fb->T, fb->tokens, fb->targets);
+        return 0;
+    }
+    for (int32_t b = 0; b < fb->B; b++) {
+        uint64_t k = (uint64_t)i * (uint64_t)fb->B + (uint64_t)b;
+        if (s->kind == SOURCE_SHAPES) {
+            loom_rng rng;
+            shapes_split_rng(&rng, SHAPES_SPLIT_TEST, k);
+            if (shapes_record(s, m, fb, b, SHAPES_SPLIT_TEST, &rng, err)) return -1;
+        } else {
+            size_t n_eval = s->n_recs - s->n_train;
+            if (manifest_row(s, m, fb, b, s->n_train + (size_t)(k % n_eval), err)) return -1;
+        }
+    }
+    return 0;
+}

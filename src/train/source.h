@@ -1,0 +1,68 @@
+/* source.h: where training batches come from.
+ *
+ *   a text file / JSONL without images  the text corpus of data.h
+ *   "shapes"                             Shapes World scenes generated on the fly
+ *                                        (train split), each a caption or a question
+ *   JSONL with "image" keys              {"image": PATH, "prompt": ..., "answer": ...}
+ *                                        records; PATH relative to the manifest
+ *
+ * Every source fills fusion batches (fusion/sequence.h); the model embeds
+ * them. Evaluation batches are fixed: held-out records, or for "shapes" the
+ * test split from fixed seeds. */
+#ifndef LOOM_TRAIN_SOURCE_H
+#define LOOM_TRAIN_SOURCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "encoders/image.h"
+#include "fusion/sequence.h"
+#include "model/model.h"
+#include "train/data.h"
+
+typedef enum { SOURCE_TEXT, SOURCE_SHAPES, SOURCE_MANIFEST } source_kind;
+
+typedef struct manifest_record {
+    int32_t image;      /* index into images, or -1 */
+    char   *prompt;     /* NULL: plain text record */
+    char   *answer;
+} manifest_record;
+
+typedef struct train_source {
+    source_kind kind;
+    float eval_frac;
+    float caption_frac;          /* shapes: fraction of caption records */
+    /* text */
+    raw_corpus raw;
+    corpus train_c, eval_c;
+    size_t n_eval;
+    /* manifest */
+    loom_image *images;
+    size_t n_images;
+    manifest_record *recs;
+    size_t n_recs, n_train;      /* records [n_train, n_recs) are held out */
+    /* scratch */
+    float *patches;              /* (max_rows * max_cols, P*P*3) */
+    uint8_t *rgb;                /* shapes canvas */
+} train_source;
+
+int  source_open(train_source *s, const char *spec, float eval_frac, loom_error *err);
+void source_close(train_source *s);
+int  source_is_multimodal(const train_source *s);
+/* Documents for tokenizer training (pointers into the source or into
+ * generated strings owned by *arena; free *arena after training). */
+int  source_tokenizer_docs(train_source *s, char ***docs, size_t **lens, size_t *n,
+                           loom_error *err);
+/* Tokenizes what needs the tokenizer and allocates scratch for the model's patch budget. */
+int  source_prepare(train_source *s, const loom_model *m, int32_t T, loom_error *err);
+int  source_has_eval(const train_source *s);
+/* Fills every row of fb with records drawn with rng. */
+int  source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_batch *fb,
+                   loom_error *err);
+/* Fills fb with the i-th fixed evaluation batch. */
+int  source_eval_batch(train_source *s, const loom_model *m, int64_t i, fusion_batch *fb,
+                       loom_error *err);
+
+#endif
