@@ -48,6 +48,7 @@ struct loom_sampling_params {
 struct loom_model_info {
     int32_t vocab_size, d_model, n_layers, n_heads, n_kv_heads, d_ff, max_seq, window;
     int32_t tie_embeddings;
+    int32_t patch_size;       /* 0: no image input */
     int64_t n_params;
 };
 
@@ -68,6 +69,18 @@ void loom_free(loom_context *ctx);
  * -1 with the reason in loom_last_error(ctx). */
 int32_t loom_generate(loom_context *ctx, const char *prompt, size_t prompt_len,
                       struct loom_sampling_params params, loom_piece_callback cb, void *user);
+
+/* Answers a question about an image, greedily, with the prompt template every
+ * loom front end shares: <bos> <img> patches </img> prompt <sep> answer <eos>.
+ * An empty prompt asks for a caption. The image is rgb (height, width, 3)
+ * bytes, row-major; it is downscaled if larger than the model's patch budget.
+ * Writes the NUL-terminated answer to out (truncated to out_size) and returns
+ * its length, or -1 with the reason in loom_last_error(ctx). */
+int32_t loom_ask_image(loom_context *ctx, const uint8_t *rgb, int32_t width, int32_t height,
+                       const char *prompt, size_t prompt_len, char *out, size_t out_size);
+/* The same for an image file (PNG, JPEG, BMP, GIF, TGA, PNM). */
+int32_t loom_ask_image_file(loom_context *ctx, const char *path, const char *prompt,
+                            size_t prompt_len, char *out, size_t out_size);
 
 struct loom_model_info loom_get_model_info(const loom_context *ctx);
 const char *loom_last_error(const loom_context *ctx);

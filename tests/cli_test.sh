@@ -176,5 +176,29 @@ expect "bench tiny --json" 0 out '"train_tok_s": ' '"gen_tok_s": ' '"params": ' 
 check "bench: one JSON line" "$([ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -qE '^\{.*\}$' "$tmp/out"; echo $?)"
 expect "bench: bad config" 1 err "loom: bench: " -- "$loom" bench --d-model 30 --heads 4 --steps 1 --json
 
+# ---- image in: data shapes, a tiny image model, caption / ask / eval ----
+expect "data shapes" 0 out -- "$loom" data shapes --n 6 --seed 3 --questions 2 --sizes 48,64 --out "$tmp/shapes"
+check "data shapes: manifest has 18 records" "$([ "$(wc -l <"$tmp/shapes/manifest.jsonl")" -eq 18 ]; echo $?)"
+expect "data shapes: bad split" 1 err "loom: --split" -- "$loom" data shapes --n 1 --split val --out "$tmp/x"
+imodel="$tmp/img.safetensors"
+expect "train on an image manifest" 0 err "image patches" -- "$loom" train --data "$tmp/shapes/manifest.jsonl" \
+    -o "$imodel" --d-model 32 --layers 1 --heads 2 --kv-heads 1 --d-ff 32 --seq 112 --batch 2 --steps 2 \
+    --eval-every 0 --vocab 300 -q -t 1
+expect "info: image model" 0 out "patch.w" "patch.b" -- "$loom" info "$imodel"
+run "$loom" caption -m "$imodel" -t 1 "$tmp/shapes/images/000000.png" "$tmp/shapes/images/000001.png"
+check "caption: one line per image, exit 0" "$([ "$st" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 2 ]; echo $?)"
+expect "caption: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" caption -m "$imodel" "$tmp/none.png"
+run "$loom" caption -m "$imodel" "$tmp/none.png" "$tmp/shapes/images/000000.png"
+check "caption: a bad image leaves an empty line, others still captioned" "$([ "$st" -eq 1 ] && [ "$(wc -l <"$tmp/out")" -eq 2 ] && [ -z "$(head -1 "$tmp/out")" ]; echo $?)"
+printf '<html>not a png</html>' >"$tmp/page.png"
+expect "caption: html saved as png" 1 err "loom: $tmp/page.png:" -- "$loom" caption -m "$imodel" "$tmp/page.png"
+expect "caption: no images" 1 err "loom: caption: no images given" -- "$loom" caption -m "$imodel"
+expect "caption: text-only model" 1 err "no image input" -- "$loom" caption -m "$model" "$tmp/shapes/images/000000.png"
+expect "ask: needs --image and -p" 1 err "loom: ask: --image and -p are required" -- "$loom" ask -m "$imodel" -p "what?"
+expect "ask: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" -p "how many objects are there?" -t 1
+expect "ask: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" ask -m "$imodel" --image "$tmp/none.png" -p "x"
+expect "eval: runs and reports every split" 0 out "test" "combos" "jpeg75" "count_shape" -- "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1
+expect "eval --help" 0 out "usage: loom eval" -- "$loom" eval --help
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

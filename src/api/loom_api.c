@@ -9,6 +9,8 @@
 #include "core/threads.h"
 #include "decoder/decoder.h"
 #include "heads/sampler.h"
+#include "encoders/image.h"
+#include "model/infer.h"
 #include "model/model.h"
 
 struct loom_context {
@@ -16,6 +18,7 @@ struct loom_context {
     decoder_cache *cache;
     float *logits, *scratch; /* (V), (2V) */
     int32_t *ids;            /* (max_seq) */
+    loom_infer *infer;       /* created on first image question */
     loom_error err;
 };
 
@@ -63,6 +66,7 @@ fail:
 
 void loom_free(loom_context *ctx) {
     if (!ctx) return;
+    infer_free(ctx->infer);
     model_free(ctx->model);
     decoder_cache_free(ctx->cache);
     free(ctx->logits);
@@ -79,6 +83,7 @@ struct loom_model_info loom_get_model_info(const loom_context *ctx) {
         .vocab_size = c->vocab_size, .d_model = c->d_model, .n_layers = c->n_layers,
         .n_heads = c->n_heads, .n_kv_heads = c->n_kv_heads, .d_ff = c->d_ff,
         .max_seq = c->max_seq, .window = c->window, .tie_embeddings = c->tie_embeddings,
+        .patch_size = ctx->model->img.patch_size,
         .n_params = decoder_param_count(c),
     };
     return i;
@@ -148,4 +153,28 @@ void loom_log_set_callback(loom_log_callback_fn cb, void *user) {
     g_log_adapter.cb = cb;
     g_log_adapter.user = user;
     loom_log_set(cb ? log_trampoline : NULL, cb ? &g_log_adapter : NULL);
+}
+
+int32_t loom_ask_image(loom_context *ctx, const uint8_t *rgb, int32_t width, int32_t height,
+                       const char *prompt, size_t prompt_len, char *out, size_t out_size) {
+    ctx->err.msg[0] = '\0';
+    if (out && out_size) out[0] = '\0';
+    if (!rgb || !out || out_size == 0 || (!prompt && prompt_len))
+        return loom_error_set(&ctx->err, "missing image, prompt or output buffer");
+    loom_image img = {.width = width, .height = height, .rgb = (uint8_t *)rgb};
+    if (image_check(&img, &ctx->err)) return -1;
+    if (!ctx->infer && !(ctx->infer = infer_new(ctx->model, &ctx->err))) return -1;
+    int64_t n = infer_answer(ctx->infer, &img, prompt ? prompt : "", prompt_len, 256, out, out_size,
+                             &ctx->err);
+    return n < 0 ? -1 : (int32_t)n;
+}
+
+int32_t loom_ask_image_file(loom_context *ctx, const char *path, const char *prompt,
+                            size_t prompt_len, char *out, size_t out_size) {
+    loom_image img = {0};
+    ctx->err.msg[0] = '\0';
+    if (image_load_file(path, &img, &ctx->err)) return -1;
+    int32_t n = loom_ask_image(ctx, img.rgb, img.width, img.height, prompt, prompt_len, out, out_size);
+    image_free(&img);
+    return n;
 }
