@@ -23,7 +23,7 @@
 #include "model/model.h"
 #include "train/train.h"
 
-#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+#define DEFAULT_MODEL "models/loom-text.safetensors"
 
 int cli_fail(const char *what, const char *why) {
     fprintf(stderr, "loom: %s: %s\n", what, why);

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# shipped_model_test.sh LOOM_BIN REPO_DIR: the shipped model still does its job.
+# text_model_test.sh LOOM_BIN REPO_DIR: the shipped text model still does its job.
 #  1. 60 sampled continuations of "a" (seeds 1..60, temp 0.8) are >= 90% exact
 #     Shapes World captions (tests/check_captions.py checks the grammar).
 #  2. Greedy continuations of fixed prompts equal the recorded ones exactly.
 set -u
 loom="$1"
 repo="$2"
-model="$repo/models/loom-shapes.safetensors"
+model="$repo/models/loom-text.safetensors"
 fail=0
 py=python3
 command -v /usr/bin/python3 >/dev/null && py=/usr/bin/python3
@@ -31,5 +31,5 @@ check_greedy() {
 }
 while IFS=$'\t' read -r prompt want; do
     [ -n "$prompt" ] && check_greedy "$prompt" "$want"
-done < "$repo/tests/shipped_greedy.tsv"
+done < "$repo/tests/text_model_greedy.tsv"
 exit $fail
