@@ -89,12 +89,16 @@ static int ends_with(const char *s, const char *suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+int data_is_jsonl_path(const char *path) {
+    return ends_with(path, ".jsonl") || ends_with(path, ".json");
+}
+
 int raw_corpus_load(const char *path, raw_corpus *rc, loom_error *err) {
     memset(rc, 0, sizeof *rc);
     size_t len, cap = 0;
     char *buf = read_whole_file(path, &len, err);
     if (!buf) return -1;
-    int jsonl = ends_with(path, ".jsonl") || ends_with(path, ".json");
+    int jsonl = data_is_jsonl_path(path);
     size_t line_no = 0;
     for (size_t i = 0; i < len;) {
         size_t j = i;

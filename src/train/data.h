@@ -29,6 +29,9 @@ typedef struct raw_corpus {
     size_t  n;
 } raw_corpus;
 
+/* 1 if path names a JSONL corpus (.jsonl or .json), else 0 (a text file). */
+int  data_is_jsonl_path(const char *path);
+
 int  raw_corpus_load(const char *path, raw_corpus *rc, loom_error *err);
 void raw_corpus_free(raw_corpus *rc);
 

@@ -11,11 +11,6 @@
 
 #define SOURCE_MAX_TEXT_TOKENS 4096
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
 /* ---- manifests ----------------------------------------------------------- */
 
 static int manifest_load(train_source *s, const char *path, loom_error *err) {
@@ -117,7 +112,7 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
         s->kind = SOURCE_SHAPES;
         return 0;
     }
-    if ((ends_with(spec, ".jsonl") || ends_with(spec, ".json")) && manifest_has_images(spec)) {
+    if (data_is_jsonl_path(spec) && manifest_has_images(spec)) {
         s->kind = SOURCE_MANIFEST;
         if (manifest_load(s, spec, err)) {
             source_close(s);
