@@ -91,10 +91,40 @@ static void test_caption_and_text_and_prefix(void **state) {
     fusion_batch_free(&fb);
 }
 
+static void test_more_turns(void **state) {
+    (void)state;
+    loom_error err = {{0}};
+    fusion_batch fb;
+    assert_int_equal(fusion_batch_init(&fb, 1, 16, 3, 4, &err), 0);
+    float patch[3] = {1, 2, 3};
+    const int32_t q1[1] = {300}, a1[1] = {400}, q2[2] = {301, 302}, a2[1] = {401};
+    /* a turn needs a row that ends one */
+    assert_int_equal(fusion_batch_add_turn(&fb, 0, q2, 2, a2, 1, &err), -1);
+    assert_int_equal(fusion_batch_set_row(&fb, 0, patch, 1, 1, q1, 1, a1, 1, 1, 1, &err), 0);
+    assert_int_equal(fusion_batch_add_turn(&fb, 0, q2, 2, a2, 1, &err), 0);
+    const int32_t want_tok[16] = {TOKEN_BOS, TOKEN_IMG, X, TOKEN_ROW, TOKEN_IMG_END, 300, TOKEN_SEP,
+                                  400, TOKEN_EOS, 301, 302, TOKEN_SEP, 401, TOKEN_EOS, P, P};
+    const int32_t want_tgt[16] = {-1, -1, -1, -1, -1, -1, 400, TOKEN_EOS, -1, -1, -1,
+                                  401, TOKEN_EOS, -1, -1, -1};
+    for (int t = 0; t < 16; t++) {
+        if (fb.tokens[t] != want_tok[t] || fb.targets[t] != want_tgt[t])
+            fail_msg("position %d: token %d target %d, want %d %d", t, fb.tokens[t], fb.targets[t],
+                     want_tok[t], want_tgt[t]);
+    }
+    assert_int_equal(fb.len[0], 14);
+    /* a turn that does not fit is refused and the row is unchanged */
+    assert_int_equal(fusion_batch_add_turn(&fb, 0, q1, 1, a1, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "does not fit"));
+    assert_int_equal(fb.len[0], 14);
+    assert_int_equal(fb.tokens[14], TOKEN_PAD);
+    fusion_batch_free(&fb);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_image_prompt_answer),
         cmocka_unit_test(test_caption_and_text_and_prefix),
+        cmocka_unit_test(test_more_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

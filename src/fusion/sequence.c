@@ -105,3 +105,23 @@ int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int3
     fb->len[b] = t;
     return 0;
 }
+
+int fusion_batch_add_turn(fusion_batch *fb, int32_t b, const int32_t *prompt, int32_t n_prompt,
+                          const int32_t *answer, int32_t n_answer, loom_error *err) {
+    if (b < 0 || b >= fb->B) return loom_error_set(err, "fusion: row %d out of range", b);
+    if (n_prompt < 0 || n_answer < 0) return loom_error_set(err, "fusion: negative size");
+    int32_t t = fb->len[b];
+    int32_t *tok = fb->tokens + (size_t)b * fb->T, *tgt = fb->targets + (size_t)b * fb->T;
+    if (t < 1 || tok[t - 1] != TOKEN_EOS)
+        return loom_error_set(err, "fusion: row %d does not end a turn", b);
+    if ((int64_t)t + n_prompt + 1 + n_answer + 1 > fb->T)
+        return loom_error_set(err, "fusion: the turn does not fit the context (%d)", fb->T);
+    for (int32_t i = 0; i < n_prompt; i++) tok[t++] = prompt[i];
+    tok[t++] = TOKEN_SEP;
+    int32_t first_loss = t - 1;
+    for (int32_t i = 0; i < n_answer; i++) tok[t++] = answer[i];
+    tok[t++] = TOKEN_EOS;
+    for (int32_t i = first_loss; i < t - 1; i++) tgt[i] = tok[i + 1];
+    fb->len[b] = t;
+    return 0;
+}

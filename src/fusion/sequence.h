@@ -5,6 +5,10 @@
  *   <bos> <img> ... </img> <sep> a large red circle at the top left <eos>        (caption)
  *   <bos> a text document <eos>                                                  (text only)
  *
+ * In training a row may go on with more turns about the same image
+ * (`... <sep> red <eos> how many objects are there? <sep> two <eos>`); the
+ * first turn is exactly the inference layout.
+ *
  * A position holds a token id, or FUSION_PATCH for an image patch whose raw
  * pixels (P*P*3 floats) are kept beside the batch; the model projects them.
  * The loss covers what follows <sep>: each answer token and the final <eos>.
@@ -52,5 +56,12 @@ int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int3
                          int32_t cols, const int32_t *prompt, int32_t n_prompt,
                          const int32_t *answer, int32_t n_answer, int with_sep, int close,
                          loom_error *err);
+
+/* Appends one more turn, `prompt <sep> answer <eos>`, to row b (which must
+ * end with <eos>), with the loss on the answer and its <eos>: several
+ * questions about one image share the image's positions in training.
+ * Returns -1 (row unchanged) if it does not fit. */
+int fusion_batch_add_turn(fusion_batch *fb, int32_t b, const int32_t *prompt, int32_t n_prompt,
+                          const int32_t *answer, int32_t n_answer, loom_error *err);
 
 #endif

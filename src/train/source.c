@@ -10,6 +10,7 @@
 #include "fusion/tokenizer.h"
 
 #define SOURCE_MAX_TEXT_TOKENS 4096
+#define SOURCE_MAX_TURNS 8
 
 /* ---- manifests ----------------------------------------------------------- */
 
@@ -107,7 +108,8 @@ static int manifest_has_images(const char *path) {
 int source_open(train_source *s, const char *spec, float eval_frac, loom_error *err) {
     memset(s, 0, sizeof *s);
     s->eval_frac = eval_frac;
-    s->caption_frac = 0.4f;
+    s->caption_frac = 0.5f;
+    s->turns = 4;
     if (strcmp(spec, "shapes") == 0) {
         s->kind = SOURCE_SHAPES;
         return 0;
@@ -292,7 +294,25 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
     }
     shapes_question q;
     if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");
-    return set_record(m, fb, b, &img, s->patches, q.prompt, q.answer, err);
+    if (set_record(m, fb, b, &img, s->patches, q.prompt, q.answer, err)) return -1;
+    /* More distinct questions about the same image while they fit: the
+     * image's positions are paid for once and serve every answer. */
+    char asked[SOURCE_MAX_TURNS][SHAPES_PROMPT_MAX];
+    int32_t n_asked = 0;
+    snprintf(asked[n_asked++], sizeof asked[0], "%s", q.prompt);
+    for (int tries = 0; tries < 4 * SOURCE_MAX_TURNS && n_asked < s->turns && n_asked < SOURCE_MAX_TURNS; tries++) {
+        if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");
+        int dup = 0;
+        for (int32_t i = 0; i < n_asked; i++) dup |= strcmp(asked[i], q.prompt) == 0;
+        if (dup) continue;
+        int32_t ptok[SHAPES_PROMPT_MAX], atok[SHAPES_ANSWER_MAX], np, na;
+        if ((np = encode(m, q.prompt, ptok, SHAPES_PROMPT_MAX, err)) < 0 || (na = encode(m, q.answer, atok, SHAPES_ANSWER_MAX, err)) < 0)
+            return -1;
+        if (fb->len[b] + np + na + 2 > fb->T) break;
+        if (fusion_batch_add_turn(fb, b, ptok, np, atok, na, err)) return -1;
+        snprintf(asked[n_asked++], sizeof asked[0], "%s", q.prompt);
+    }
+    return 0;
 }
 
 static int manifest_row(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,

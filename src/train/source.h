@@ -34,6 +34,7 @@ typedef struct train_source {
     source_kind kind;
     float eval_frac;
     float caption_frac;          /* shapes: fraction of caption records */
+    int32_t turns;               /* shapes: questions per question record (at most 8) */
     /* text */
     raw_corpus raw;
     corpus train_c, eval_c;
