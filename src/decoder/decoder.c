@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "core/vec.h"
 
 /* ------------------------------------------------------------------------ */
 /* config */
@@ -200,41 +201,25 @@ static void rmsnorm_forward(float *out, float *rstd, const float *x, const float
                             int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if(N * C >= 16384)
     for (int64_t i = 0; i < N; i++) {
-        const float *xi = x + i * C;
-        float *oi = out + i * C;
-        float ss = 0.0f;
-        for (int64_t j = 0; j < C; j++) ss += xi[j] * xi[j];
-        float r = 1.0f / sqrtf(ss / (float)C + eps);
+        float r = vec_rmsnorm_forward(out + i * C, x + i * C, w, C, eps);
         if (rstd) rstd[i] = r;
-        for (int64_t j = 0; j < C; j++) oi[j] = xi[j] * r * w[j];
     }
 }
 
 /* dx (+)= d rmsnorm / dx; dw += sum over rows of dout * x * rstd.
  * accumulate: dx += instead of dx =. */
+#define NORM_DW_BLOCK 32
 static void rmsnorm_backward(float *dx, float *dw, const float *dout, const float *x,
                              const float *w, const float *rstd, int64_t N, int64_t C,
                              int accumulate) {
 #pragma omp parallel for schedule(static) if(N * C >= 16384)
-    for (int64_t i = 0; i < N; i++) {
-        const float *xi = x + i * C, *di = dout + i * C;
-        float *dxi = dx + i * C;
-        float r = rstd[i], dot = 0.0f;
-        for (int64_t j = 0; j < C; j++) dot += w[j] * di[j] * xi[j];
-        float k = dot * r * r * r / (float)C;
-        if (accumulate)
-            for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * di[j] - k * xi[j];
-        else
-            for (int64_t j = 0; j < C; j++) dxi[j] = r * w[j] * di[j] - k * xi[j];
-    }
-    /* The weight gradient walks columns, so each thread owns its own dw[j]
-     * and the sum order does not depend on the thread count. */
+    for (int64_t i = 0; i < N; i++)
+        vec_rmsnorm_backward(dx + i * C, dout + i * C, x + i * C, w, rstd[i], C, accumulate);
+    /* The weight gradient goes by column blocks, so each thread owns its own
+     * dw[j] and the sum order does not depend on the thread count. */
 #pragma omp parallel for schedule(static) if(N * C >= 16384)
-    for (int64_t j = 0; j < C; j++) {
-        float s = 0.0f;
-        for (int64_t i = 0; i < N; i++) s += dout[i * C + j] * x[i * C + j] * rstd[i];
-        dw[j] += s;
-    }
+    for (int64_t j = 0; j < C; j += NORM_DW_BLOCK)
+        vec_rmsnorm_dw(dw, dout, x, rstd, N, C, j, j + NORM_DW_BLOCK < C ? j + NORM_DW_BLOCK : C);
 }
 
 static void rope_table(float *cos_t, float *sin_t, int32_t T, int32_t HD, float theta) {
@@ -304,18 +289,12 @@ static void attention_forward(float *out, float *att, const float *q, const floa
                 for (int32_t i = i0; i < i1; i++) {
                     float *row = P + (size_t)i * T;
                     const int32_t j0 = window_start(i, window);
-                    float maxv = -INFINITY, sum = 0.0f;
-                    for (int32_t j = j0; j <= i; j++) {
-                        row[j] *= scale;
-                        if (row[j] > maxv) maxv = row[j];
-                    }
-                    for (int32_t j = j0; j <= i; j++) {
-                        row[j] = expf(row[j] - maxv);
-                        sum += row[j];
-                    }
-                    const float inv = 1.0f / sum;
+                    /* softmax of the scaled scores (scale > 0 keeps the max) */
+                    const int32_t n = i + 1 - j0;
+                    const float maxv = vec_max(row + j0, n) * scale;
+                    const float sum = vec_exp_sum(row + j0, row + j0, scale, maxv, n);
                     for (int32_t j = jlo; j < j0; j++) row[j] = 0.0f;
-                    for (int32_t j = j0; j <= i; j++) row[j] *= inv;
+                    vec_scale(row + j0, 1.0f / sum, n);
                     for (int32_t j = i + 1; j < i1; j++) row[j] = 0.0f;
                 }
                 gemm_nn(i1 - i0, HD, i1 - jlo, Pb, T, vb + jlo * ks, ks, 0.0f, ob + i0 * qs, qs);
@@ -373,22 +352,20 @@ static void attention_backward(float *dq, float *dk, float *dv, float *datt, con
         }
 }
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-/* act = silu(gate) * up, elementwise over n. */
+/* act = silu(gate) * up, elementwise over n, in chunks across threads. */
+#define ELEM_CHUNK 4096
 static void swiglu_forward(float *act, const float *gate, const float *up, int64_t n) {
-#pragma omp parallel for schedule(static) if(n >= 16384)
-    for (int64_t i = 0; i < n; i++) act[i] = gate[i] * sigmoidf(gate[i]) * up[i];
+#pragma omp parallel for schedule(static) if(n >= 4 * ELEM_CHUNK)
+    for (int64_t i = 0; i < n; i += ELEM_CHUNK)
+        vec_swiglu_forward(act + i, gate + i, up + i, i + ELEM_CHUNK < n ? ELEM_CHUNK : n - i);
 }
 
 static void swiglu_backward(float *dgate, float *dup, const float *dact, const float *gate,
                             const float *up, int64_t n) {
-#pragma omp parallel for schedule(static) if(n >= 16384)
-    for (int64_t i = 0; i < n; i++) {
-        float g = gate[i], s = sigmoidf(g);
-        dup[i] = dact[i] * g * s;
-        dgate[i] = dact[i] * up[i] * s * (1.0f + g * (1.0f - s));
-    }
+#pragma omp parallel for schedule(static) if(n >= 4 * ELEM_CHUNK)
+    for (int64_t i = 0; i < n; i += ELEM_CHUNK)
+        vec_swiglu_backward(dgate + i, dup + i, dact + i, gate + i, up + i,
+                            i + ELEM_CHUNK < n ? ELEM_CHUNK : n - i);
 }
 
 /* Per-position cross-entropy of logits (N, V) against targets (-1 = skip). */
@@ -400,11 +377,9 @@ static void crossentropy_forward(float *losses, const float *logits, const int32
         int32_t t = targets[i];
         if (t < 0) continue;
         const float *li = logits + i * V;
-        float maxv = -INFINITY;
-        for (int64_t j = 0; j < V; j++) maxv = li[j] > maxv ? li[j] : maxv;
-        double sum = 0.0;
-        for (int64_t j = 0; j < V; j++) sum += expf(li[j] - maxv);
-        losses[i] = (float)(log(sum) + maxv - li[t]);
+        const float maxv = vec_max(li, V);
+        const float sum = vec_exp_sum(NULL, li, 1.0f, maxv, V);
+        losses[i] = (float)(log((double)sum) + maxv - li[t]);
     }
 }
 
@@ -419,15 +394,9 @@ static void crossentropy_backward(float *logits, const int32_t *targets, int64_t
             memset(li, 0, (size_t)V * sizeof *li);
             continue;
         }
-        float maxv = -INFINITY;
-        for (int64_t j = 0; j < V; j++) maxv = li[j] > maxv ? li[j] : maxv;
-        float sum = 0.0f;
-        for (int64_t j = 0; j < V; j++) {
-            li[j] = expf(li[j] - maxv);
-            sum += li[j];
-        }
-        float inv = scale / sum;
-        for (int64_t j = 0; j < V; j++) li[j] *= inv;
+        const float maxv = vec_max(li, V);
+        const float sum = vec_exp_sum(li, li, 1.0f, maxv, V);
+        vec_scale(li, scale / sum, V);
         li[t] -= scale;
     }
 }
@@ -682,7 +651,7 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
         rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, 1, C, c->norm_eps);
         matvec(kc->gate, w->w_gate + l * F * C, h, F, C);
         matvec(kc->up, w->w_up + l * F * C, h, F, C);
-        for (int64_t i = 0; i < F; i++) kc->gate[i] = kc->gate[i] * sigmoidf(kc->gate[i]) * kc->up[i];
+        vec_swiglu_forward(kc->gate, kc->gate, kc->up, F);  /* in place */
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)C, (blasint)F, 1.0f, w->w_down + l * C * F,
                     (blasint)F, kc->gate, 1, 1.0f, x, 1);
     }
