@@ -10,6 +10,29 @@ int cli_fail(const char *what, const char *why);
 int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, float *out);
 
+/* A table-driven option parser: options anywhere among the positional
+ * arguments, "--" ends options, -h/--help returns 1 (print usage).
+ *
+ *     int64_t n = 8; const char *model = DEFAULT; int verbose = 0;
+ *     const cli_opt opts[] = {
+ *         {"-m", "--model", CLI_STR, &model},
+ *         {NULL, "--n", CLI_INT, &n, 1, 1000},
+ *         {"-v", "--verbose", CLI_FLAG, &verbose},
+ *         {0}};
+ *     int rc = cli_parse("eval", argc, argv, opts, pos, &n_pos);  // pos: argc entries,
+ *                                                              // or NULL: none allowed
+ */
+typedef enum cli_kind { CLI_FLAG, CLI_STR, CLI_INT, CLI_FLOAT } cli_kind;
+typedef struct cli_opt {
+    const char *short_name, *long_name; /* either may be NULL */
+    cli_kind kind;
+    void *dst;                          /* int*, const char**, int64_t*, float* */
+    double lo, hi;                      /* range of CLI_INT / CLI_FLOAT values */
+} cli_opt;
+/* 0 parsed, 1 help asked, -1 error (printed). */
+int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char **pos,
+              int *n_pos);
+
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_caption(int argc, char **argv);

@@ -25,43 +25,6 @@
 
 #define DEFAULT_MODEL "models/loom-text.safetensors"
 
-int cli_fail(const char *what, const char *why) {
-    fprintf(stderr, "loom: %s: %s\n", what, why);
-    return 1;
-}
-
-int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out) {
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end) {
-        fprintf(stderr, "loom: %s: not an integer: \"%s\"\n", flag, s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "loom: %s: %lld is out of range [%" PRId64 ", %" PRId64 "]\n", flag, v, lo, hi);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int cli_float(const char *flag, const char *s, double lo, double hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v)) {
-        fprintf(stderr, "loom: %s: not a number: \"%s\"\n", flag, s);
-        return -1;
-    }
-    if (v < lo || v > hi) {
-        fprintf(stderr, "loom: %s: %g is out of range [%g, %g]\n", flag, v, lo, hi);
-        return -1;
-    }
-    *out = (float)v;
-    return 0;
-}
-
 /* ------------------------------------------------------------------------ */
 /* train */
 

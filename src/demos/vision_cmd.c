@@ -238,31 +238,17 @@ int cmd_eval(int argc, char **argv) {
     const char *model = DEFAULT_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
     int verbose = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            eval_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) {
-            verbose = 1;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "loom: eval: %s needs a value (see loom eval --help)\n", a);
-            return 1;
-        }
-        i++;
-        if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--n")) { if (cli_int(a, v, 1, 1000000, &n)) return 1; }
-        else if (!strcmp(a, "--seed")) { if (cli_int(a, v, 0, INT64_C(1) << 40, &seed)) return 1; }
-        else if (!strcmp(a, "--questions")) { if (cli_int(a, v, 0, 64, &nq)) return 1; }
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { if (cli_int(a, v, 0, 1024, &threads)) return 1; }
-        else {
-            fprintf(stderr, "loom: eval: unknown option %s (see loom eval --help)\n", a);
-            return 1;
-        }
-    }
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &model, 0, 0},
+        {NULL, "--n", CLI_INT, &n, 1, 1000000},
+        {NULL, "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 40)},
+        {NULL, "--questions", CLI_INT, &nq, 0, 64},
+        {"-t", "--threads", CLI_INT, &threads, 0, 1024},
+        {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
+        {0}};
+    int n_pos = 0, prc = cli_parse("eval", argc, argv, opts, NULL, &n_pos);
+    if (prc == 1) eval_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
     loom_threads_set((int)threads);
     loom_infer *inf = NULL;
     loom_model *m = load_image_model(model, &inf);

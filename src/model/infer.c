@@ -10,12 +10,15 @@
 struct loom_infer {
     const loom_model *m;
     decoder_cache *kc;
+    decoder_cache *kc_uncond; /* classifier-free guidance: the empty prompt's cache (lazy) */
     fusion_batch fb;   /* one row of max_seq positions */
     float *x0;         /* (max_seq, C) */
     float *scratch;    /* (max_patches, C) */
     float *logits;     /* (V) */
     float *sample;     /* (2V) sampler scratch */
     uint8_t *allowed;  /* (V) text tokens and <eos> */
+    uint8_t *allowed_codes; /* (V) image codes, or NULL without image output */
+    float *logits_uncond;   /* (V) */
     int32_t *ids;      /* (max_seq) prompt tokens */
 };
 
@@ -43,6 +46,15 @@ loom_infer *infer_new(const loom_model *m, loom_error *err) {
     const int32_t tok_v = tokenizer_vocab_size(m->tok);
     for (int32_t i = TOKENIZER_N_SPECIAL; i < tok_v && i < V; i++) inf->allowed[i] = 1;
     inf->allowed[TOKEN_EOS] = 1;
+    if (m->gen.n_codes > 0) {
+        inf->allowed_codes = calloc((size_t)V, 1);
+        inf->logits_uncond = floats_alloc((size_t)V);
+        if (!inf->allowed_codes || !inf->logits_uncond) {
+            loom_error_set(err, "out of memory");
+            goto fail;
+        }
+        for (int32_t k = 0; k < m->gen.n_codes; k++) inf->allowed_codes[m->gen.code_base + k] = 1;
+    }
     return inf;
 fail:
     infer_free(inf);
@@ -52,6 +64,9 @@ fail:
 void infer_free(loom_infer *inf) {
     if (!inf) return;
     decoder_cache_free(inf->kc);
+    decoder_cache_free(inf->kc_uncond);
+    free(inf->allowed_codes);
+    free(inf->logits_uncond);
     fusion_batch_free(&inf->fb);
     free(inf->x0);
     free(inf->scratch);
@@ -111,4 +126,58 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
         if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) return -1;
     }
     return (int64_t)used;
+}
+
+/* Runs tokens through a fresh cache; logits of the last one. */
+static int prefill_tokens(const loom_model *m, decoder_cache *kc, const int32_t *ids, int32_t n,
+                          float *logits, loom_error *err) {
+    decoder_cache_reset(kc);
+    if (n > kc->max_seq) return loom_error_set(err, "prompt is %d tokens; the context holds %d", n, kc->max_seq);
+    for (int32_t t = 0; t < n; t++)
+        if (decoder_step_token(&m->cfg, &m->w, kc, ids[t], t == n - 1 ? logits : NULL, err)) return -1;
+    return 0;
+}
+
+int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
+                  const infer_imagine_params *p, int32_t *codes, loom_error *err) {
+    const loom_model *m = inf->m;
+    const int32_t T = m->cfg.max_seq, V = m->cfg.vocab_size;
+    if (m->gen.n_codes <= 0 || !inf->allowed_codes)
+        return loom_error_set(err, "this model has no image output");
+    const int32_t n_codes = m->gen.rows * m->gen.cols;
+    /* <bos> prompt <sep> <boi>, then the codes: all must fit the context */
+    size_t needed = 0;
+    int64_t n = tokenizer_encode(m->tok, prompt, prompt_len, inf->ids + 1, (size_t)(T - 1), &needed, err);
+    if (n < 0) {
+        if (needed) return loom_error_set(err, "prompt is %zu tokens; the context holds %d", needed, T);
+        return -1;
+    }
+    if (1 + n + 2 + n_codes > T)
+        return loom_error_set(err, "prompt is %lld tokens; with <bos> <sep> <boi> and %d image codes "
+                              "the context (%d) is exceeded", (long long)n, n_codes, T);
+    inf->ids[0] = TOKEN_BOS;
+    inf->ids[n + 1] = TOKEN_SEP;
+    inf->ids[n + 2] = TOKEN_BOI;
+    if (prefill_tokens(m, inf->kc, inf->ids, (int32_t)n + 3, inf->logits, err)) return -1;
+    const int guide = p->cfg_scale != 1.0f;
+    if (guide) {
+        if (!inf->kc_uncond && !(inf->kc_uncond = decoder_cache_new(&m->cfg, T, err))) return -1;
+        const int32_t empty[3] = {TOKEN_BOS, TOKEN_SEP, TOKEN_BOI};
+        if (prefill_tokens(m, inf->kc_uncond, empty, 3, inf->logits_uncond, err)) return -1;
+    }
+    loom_rng rng;
+    rng_seed(&rng, p->seed);
+    for (int32_t i = 0; i < n_codes; i++) {
+        if (guide)
+            for (int32_t v = 0; v < V; v++)
+                inf->logits[v] = inf->logits_uncond[v] + p->cfg_scale * (inf->logits[v] - inf->logits_uncond[v]);
+        int32_t id = sampler_sample(inf->logits, V, inf->allowed_codes, p->sampling, &rng, inf->sample);
+        if (id < 0) return loom_error_set(err, "imagine: no code could be sampled");
+        codes[i] = id - m->gen.code_base;
+        if (i == n_codes - 1) break; /* then <eoi>: nothing more to sample */
+        if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) return -1;
+        if (guide && decoder_step_token(&m->cfg, &m->w, inf->kc_uncond, id, inf->logits_uncond, err))
+            return -1;
+    }
+    return 0;
 }

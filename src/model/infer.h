@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "encoders/image.h"
+#include "heads/sampler.h"
 #include "model/model.h"
 
 typedef struct loom_infer loom_infer;
@@ -26,5 +27,23 @@ void infer_free(loom_infer *inf);
 int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
                      size_t prompt_len, int32_t max_tokens, char *out, size_t cap,
                      loom_error *err);
+
+/* Image generation (models with image output, m->gen):
+ *
+ *   <bos> prompt <sep> <boi>  ->  exactly rows x cols codes, then <eoi>
+ *
+ * Inside the block only image codes can be sampled; outside it (text
+ * answers) codes never are. cfg_scale != 1 turns on classifier-free
+ * guidance: logits = u + cfg_scale (c - u), where u continues the empty
+ * prompt `<bos> <sep> <boi>` (trained as the unconditional case). */
+typedef struct infer_imagine_params {
+    sampler_params sampling;  /* temp 0 = greedy */
+    float    cfg_scale;       /* 1 = off */
+    uint64_t seed;            /* the same seed, model and prompt give the same codes */
+} infer_imagine_params;
+
+/* Writes rows * cols codes (each in [0, n_codes)) to codes. Returns 0, or -1. */
+int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
+                  const infer_imagine_params *p, int32_t *codes, loom_error *err);
 
 #endif

@@ -24,9 +24,19 @@ typedef struct model_image_config {
     int32_t max_patch_rows, max_patch_cols;
 } model_image_config;
 
+/* The image output: a generated image is a rows x cols grid of VQ codes
+ * (heads/vq.h) decoded to pixels; code k is decoder token code_base + k, after
+ * every tokenizer token. n_codes 0 means no image output. */
+typedef struct model_gen_config {
+    int32_t n_codes;         /* K */
+    int32_t code_base;       /* decoder id of code 0 (the tokenizer's vocabulary size) */
+    int32_t rows, cols;      /* code grid of a generated image */
+} model_gen_config;
+
 typedef struct loom_model {
     decoder_config  cfg;
     model_image_config img;     /* img.patch_size 0: no image input */
+    model_gen_config gen;       /* gen.n_codes 0: no image output */
     patch_config    pcfg;       /* {patch_size, d_model} when images are on */
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
