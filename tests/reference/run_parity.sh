@@ -8,7 +8,8 @@
 # mha: H=KVH=2, tied) runs
 #     BUILD_DIR/tests/reference/parity_dump --config NAME --out OUT/NAME
 # then check_parity.py OUT/NAME, where OUT = BUILD_DIR/tests/reference/parity_out (kept for
-# inspection). Exits nonzero if any config fails.
+# inspection). Then the patch projector (patch_dump + patch_parity.py) and the VQ autoencoder
+# (vq_dump + vq_parity.py), each in OUT/patch and OUT/vq. Exits nonzero if any config fails.
 #
 # Python: the first of $LOOM_PYTHON, /usr/bin/python3, python3 that can `import torch, numpy`.
 set -u
@@ -83,6 +84,25 @@ elif ! "$python" "$here/patch_parity.py" "$dir"; then
     failed="$failed patch"
 fi
 configs="$configs patch"
+
+# The VQ image autoencoder: BUILD_DIR/tests/reference/vq_dump --out OUT/vq, then vq_parity.py
+# OUT/vq (PyTorch conv2d/conv_transpose2d reference in float64, vq_ref.py): codes exactly,
+# z_e, reconstruction, loss, every gradient and one EMA codebook update within tolerance.
+vq_dump="$build/tests/reference/vq_dump"
+dir="$out/vq"
+rm -rf "$dir"
+mkdir -p "$dir"
+echo "=== vq: $vq_dump --out $dir"
+if [ ! -x "$vq_dump" ]; then
+    echo "run_parity: $vq_dump: not found or not executable (build the vq_dump target)" >&2
+    failed="$failed vq"
+elif ! "$vq_dump" --out "$dir"; then
+    echo "run_parity: vq: vq_dump failed" >&2
+    failed="$failed vq"
+elif ! "$python" "$here/vq_parity.py" "$dir"; then
+    failed="$failed vq"
+fi
+configs="$configs vq"
 
 if [ -n "$failed" ]; then
     echo "run_parity: FAILED:$failed"
