@@ -1,7 +1,11 @@
-#include "params.h"
+#include "core/params.h"
+
+#include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/safetensors.h"
 
 int params_add(param_table *t, const char *name, int32_t ndim, const int64_t *shape, int decay,
                loom_error *err) {
@@ -51,4 +55,26 @@ float *floats_alloc(size_t n) {
     float *p = aligned_alloc(64, bytes);
     if (p) memset(p, 0, bytes);
     return p;
+}
+
+int params_write(const param_table *t, st_writer *w, const char *prefix, const float *buf,
+                 loom_error *err) {
+    for (int32_t i = 0; i < t->n; i++) {
+        const param_info *p = &t->info[i];
+        char name[PARAM_NAME_MAX + 64];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        if (st_writer_add(w, name, ST_F32, p->ndim, p->shape, buf + p->offset, err)) return -1;
+    }
+    return 0;
+}
+
+int params_read(const param_table *t, const st_file *f, const char *prefix, float *buf,
+                loom_error *err) {
+    for (int32_t i = 0; i < t->n; i++) {
+        const param_info *p = &t->info[i];
+        char name[PARAM_NAME_MAX + 64];
+        snprintf(name, sizeof name, "%s%s", prefix, p->name);
+        if (st_read_f32(f, name, p->ndim, p->shape, buf + p->offset, err)) return -1;
+    }
+    return 0;
 }

@@ -34,6 +34,15 @@ int  params_add(param_table *t, const char *name, int32_t ndim, const int64_t *s
 const param_info *params_find(const param_table *t, const char *name);
 void params_free(param_table *t);
 
+/* Every tensor of t, named prefix + name, viewing buf (laid out by t), added
+ * to a safetensors writer / read (shape-checked) from an open file. */
+struct st_writer;
+struct st_file;
+int params_write(const param_table *t, struct st_writer *w, const char *prefix, const float *buf,
+                 loom_error *err);
+int params_read(const param_table *t, const struct st_file *f, const char *prefix, float *buf,
+                loom_error *err);
+
 /* 64-byte aligned, zeroed float buffer of n floats; NULL on failure. Free with free(). */
 float *floats_alloc(size_t n);
 

@@ -8,17 +8,12 @@
 #include <time.h>
 
 #include "cli.h"
+#include "core/clock.h"
 #include "core/threads.h"
 #include "decoder/decoder.h"
 #include "heads/sampler.h"
 #include "model/model.h"
 #include "train/adamw.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void bench_usage(FILE *f) {
     fprintf(f,
@@ -102,7 +97,7 @@ int cmd_bench(int argc, char **argv) {
     adamw_params ap = adamw_default_params();
     double t0 = 0;
     for (int64_t s = 0; s < warmup + steps; s++) {
-        if (s == warmup) t0 = now_s();
+        if (s == warmup) t0 = clock_now_s();
         memset(grads, 0, np * sizeof(float));
         decoder_embed(&c, &m->w, tokens, B * T, a->x0);
         decoder_forward(&c, &m->w, a, (int32_t)B, (int32_t)T, targets);
@@ -111,7 +106,7 @@ int cmd_bench(int argc, char **argv) {
         grad_clip(grads, np, 1.0f);
         adamw_step(&m->table, m->params, grads, mo, vo, ap, s + 1);
     }
-    double train_s = now_s() - t0;
+    double train_s = clock_now_s() - t0;
     double train_tok_s = (double)(B * T * steps) / train_s;
     double flops = 6.0 * (double)decoder_param_count(&c) * (double)(B * T * steps) / train_s;
 
@@ -122,13 +117,13 @@ int cmd_bench(int argc, char **argv) {
     if (!kc || !logits || !scratch) return cli_fail("bench", "out of memory");
     sampler_params sp = {.temp = 0.0f};
     /* timed like the PyTorch baseline: prefill of the prompt plus every decode step */
-    double g0 = now_s();
+    double g0 = clock_now_s();
     for (int i = 0; i < 8; i++) decoder_step_token(&c, &m->w, kc, tokens[i], logits, &err);
     for (int64_t i = 0; i < gen; i++) {
         int32_t id = sampler_sample(logits, c.vocab_size, NULL, sp, &rng, scratch);
         if (decoder_step_token(&c, &m->w, kc, id, logits, &err)) return cli_fail("bench", err.msg);
     }
-    double gen_tok_s = (double)gen / (now_s() - g0);
+    double gen_tok_s = (double)gen / (clock_now_s() - g0);
 
     if (json)
         printf("{\"train_tok_s\": %.1f, \"gen_tok_s\": %.1f, \"params\": %" PRId64

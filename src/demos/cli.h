@@ -38,5 +38,7 @@ int cmd_data(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
 int cmd_ask(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_imagine(int argc, char **argv);
+int cmd_eval_imagine(int argc, char **argv);
 
 #endif

@@ -77,11 +77,21 @@ static void train_usage(FILE *f) {
             "  --ckpt-every N       checkpoint every N steps (default %" PRId64 ")\n"
             "  -s, --seed N         seed for init and data order (default 1)\n"
             "  -t, --threads N      threads (default: all cores)\n"
-            "  -q, --quiet          no progress line\n",
+            "  -q, --quiet          no progress line\n"
+            "VQ image autoencoder (the image-output head):\n"
+            "  --vq-only            train it instead of a transformer (--data shapes); -o VQ file\n"
+            "  --vq-channels LIST   channels per stride-2 level (default 64,128,128: stride 8)\n"
+            "  --vq-codes K         codebook size (default %d)\n"
+            "  --vq-dim D           code dimension (default %d)\n"
+            "  --vq-res N           residual blocks (default %d)\n"
+            "  --vq-beta X          commitment weight (default %g)\n"
+            "  --vq-side N          training images are N x N (default %d)\n"
+            "  --vq-restart X       restart codes whose EMA count falls below X (default %g)\n",
             d.model.vocab_size, d.model.d_model, d.model.n_layers, d.model.n_heads,
             d.model.n_kv_heads, d.model.d_ff, d.image.patch_size, d.image.max_patch_rows,
             d.image.max_patch_cols, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
-            d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every);
+            d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every,
+            d.vq.codes, d.vq.code_dim, d.vq.res_blocks, (double)d.vq.beta, d.vq_side, (double)d.vq_restart);
 }
 
 /* Applies one option; returns 1 if it consumed a value, 0 if not, -1 on error. */
@@ -99,6 +109,36 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     if (!strcmp(flag, "--resume")) { o->resume = 1; return 0; }
     if (!strcmp(flag, "--untied")) { o->model.tie_embeddings = 0; return 0; }
     if (!strcmp(flag, "-q") || !strcmp(flag, "--quiet")) { o->quiet = 1; return 0; }
+    if (!strcmp(flag, "--vq-only")) { o->vq_only = 1; return 0; }
+    if (!strcmp(flag, "--vq-channels")) {
+        NEED_VAL();
+        /* "64,128,128": one count per stride-2 level */
+        int32_t k = 0;
+        const char *p = val;
+        while (*p) {
+            char *end;
+            long c = strtol(p, &end, 10);
+            if (end == p || c < 1 || c > VQ_MAX_CHANNELS || k == VQ_MAX_LEVELS || (*end && *end != ',')) {
+                fprintf(stderr, "loom: %s: want 1 to %d channel counts in [1, %d] like 64,128,128: \"%s\"\n",
+                        flag, VQ_MAX_LEVELS, VQ_MAX_CHANNELS, val);
+                return -1;
+            }
+            o->vq.channels[k++] = (int32_t)c;
+            p = *end ? end + 1 : end;
+        }
+        if (k == 0) {
+            fprintf(stderr, "loom: %s: no channel counts\n", flag);
+            return -1;
+        }
+        o->vq.n_levels = k;
+        return 1;
+    }
+    INT_OPT("--vq-codes", vq.codes, 2, VQ_MAX_CODES)
+    INT_OPT("--vq-dim", vq.code_dim, 1, VQ_MAX_CHANNELS)
+    INT_OPT("--vq-res", vq.res_blocks, 0, VQ_MAX_RES_BLOCKS)
+    INT_OPT("--vq-side", vq_side, 1, 1024)
+    FLT_OPT("--vq-beta", vq.beta, 0, 100)
+    FLT_OPT("--vq-restart", vq_restart, 0, 1e9)
     INT_OPT("--vocab", model.vocab_size, 289, 1 << 20)
     INT_OPT("--d-model", model.d_model, 2, 16384)
     INT_OPT("--layers", model.n_layers, 1, 256)
@@ -381,6 +421,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "caption")) return cmd_caption(argc - 1, argv + 1);
     if (!strcmp(cmd, "ask")) return cmd_ask(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "imagine")) return cmd_imagine(argc - 1, argv + 1);
     fprintf(stderr, "loom: %s: unknown command (see loom --help)\n", cmd);
     return 1;
 }

@@ -88,6 +88,19 @@ char *model_config_to_json(const loom_model *m) {
         cJSON_AddNumberToObject(o, "max_patch_rows", m->img.max_patch_rows);
         cJSON_AddNumberToObject(o, "max_patch_cols", m->img.max_patch_cols);
     }
+    if (m->gen.n_codes > 0) {
+        char *vj = vq_config_to_json(&m->vqc);
+        cJSON *v = vj ? cJSON_Parse(vj) : NULL;
+        free(vj);
+        if (!v) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddItemToObject(o, "vq", v);
+        cJSON_AddNumberToObject(o, "code_base", m->gen.code_base);
+        cJSON_AddNumberToObject(o, "gen_rows", m->gen.rows);
+        cJSON_AddNumberToObject(o, "gen_cols", m->gen.cols);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -109,6 +122,35 @@ static int image_config_from_json(const char *json, model_image_config *img, loo
             rc = loom_error_set(err, "config: \"%s\" must be an integer in [0, 4096]", keys[i]);
         else
             *dst[i] = (int32_t)v->valuedouble;
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* The image-output keys of a config JSON ("vq", "code_base", "gen_rows",
+ * "gen_cols"), attached to m; absent "vq" means no image output. */
+static int gen_config_from_json(loom_model *m, const char *json, loom_error *err) {
+    cJSON *o = cJSON_Parse(json);
+    if (!o) return loom_error_set(err, "config: not JSON");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "vq");
+    int rc = 0;
+    if (v) {
+        const char *keys[3] = {"code_base", "gen_rows", "gen_cols"};
+        int32_t val[3] = {0};
+        for (int i = 0; i < 3 && !rc; i++) {
+            const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
+            if (!cJSON_IsNumber(k) || k->valuedouble < 0 || k->valuedouble > (1 << 24) ||
+                k->valuedouble != (double)(int32_t)k->valuedouble)
+                rc = loom_error_set(err, "config: \"%s\" must be an integer in [0, 2^24]", keys[i]);
+            else
+                val[i] = (int32_t)k->valuedouble;
+        }
+        char *vj = rc ? NULL : cJSON_PrintUnformatted(v);
+        vq_config vc;
+        if (!rc && !vj) rc = loom_error_set(err, "out of memory");
+        if (!rc && vq_config_from_json(vj, &vc, err)) rc = loom_error_wrap(err, "config: vq");
+        if (!rc) rc = model_attach_vq(m, &vc, val[0], val[1], val[2], err);
+        free(vj);
     }
     cJSON_Delete(o);
     return rc;
@@ -149,30 +191,118 @@ void model_free(loom_model *m) {
     tokenizer_free(m->tok);
     params_free(&m->table);
     free(m->params);
+    params_free(&m->vq_table);
+    params_free(&m->vq_state);
+    free(m->vq_params);
+    free(m->vq_state_buf);
     free(m->train_json);
     free(m);
 }
 
 int model_add_tensors(const loom_model *m, st_writer *w, const char *prefix, const float *buf,
                       loom_error *err) {
-    for (int32_t i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.info[i];
-        char name[PARAM_NAME_MAX + 64];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (st_writer_add(w, name, ST_F32, p->ndim, p->shape, buf + p->offset, err)) return -1;
-    }
-    return 0;
+    return params_write(&m->table, w, prefix, buf, err);
 }
 
 int model_read_tensors(const loom_model *m, const st_file *f, const char *prefix, float *buf,
                        loom_error *err) {
-    for (int32_t i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.info[i];
-        char name[PARAM_NAME_MAX + 64];
-        snprintf(name, sizeof name, "%s%s", prefix, p->name);
-        if (st_read_f32(f, name, p->ndim, p->shape, buf + p->offset, err)) return -1;
+    return params_read(&m->table, f, prefix, buf, err);
+}
+
+int model_attach_vq(loom_model *m, const vq_config *vc, int32_t code_base, int32_t rows,
+                    int32_t cols, loom_error *err) {
+    if (m->gen.n_codes > 0) return loom_error_set(err, "the model already has a VQ head");
+    if (vq_config_check(vc, err)) return loom_error_wrap(err, "vq");
+    const int32_t tok_v = m->tok ? tokenizer_vocab_size(m->tok) : 0;
+    if (code_base < tok_v || (int64_t)code_base + vc->codes > m->cfg.vocab_size)
+        return loom_error_set(err, "image codes [%d, %lld) must follow the tokenizer's %d tokens "
+                              "inside the vocabulary (%d)", code_base,
+                              (long long)code_base + vc->codes, tok_v, m->cfg.vocab_size);
+    const int32_t S = vq_stride(vc);
+    if (rows < 1 || cols < 1 || (int64_t)rows * S > VQ_MAX_SIDE || (int64_t)cols * S > VQ_MAX_SIDE)
+        return loom_error_set(err, "generated image grid %dx%d out of range", rows, cols);
+    if (vq_register(vc, &m->vq_table, &m->vq_state, err)) goto fail;
+    m->vq_params = floats_alloc(m->vq_table.total ? m->vq_table.total : 1);
+    m->vq_state_buf = floats_alloc(m->vq_state.total ? m->vq_state.total : 1);
+    if (!m->vq_params || !m->vq_state_buf) {
+        loom_error_set(err, "out of memory");
+        goto fail;
     }
+    m->vqc = *vc;
+    vq_bind(vc, &m->vq_table, m->vq_params, &m->vq_state, m->vq_state_buf, &m->vqw);
+    m->gen = (model_gen_config){.n_codes = vc->codes, .code_base = code_base, .rows = rows, .cols = cols};
     return 0;
+fail:
+    params_free(&m->vq_table);
+    params_free(&m->vq_state);
+    free(m->vq_params);
+    free(m->vq_state_buf);
+    m->vq_params = m->vq_state_buf = NULL;
+    return -1;
+}
+
+int32_t model_gen_height(const loom_model *m) {
+    return m->gen.n_codes > 0 ? m->gen.rows * vq_stride(&m->vqc) : 0;
+}
+
+int32_t model_gen_width(const loom_model *m) {
+    return m->gen.n_codes > 0 ? m->gen.cols * vq_stride(&m->vqc) : 0;
+}
+
+int model_decode_codes(const loom_model *m, const int32_t *codes, uint8_t *rgb, loom_error *err) {
+    if (m->gen.n_codes <= 0) return loom_error_set(err, "this model has no image output");
+    const int32_t H = model_gen_height(m), W = model_gen_width(m);
+    for (int64_t i = 0; i < (int64_t)m->gen.rows * m->gen.cols; i++)
+        if (codes[i] < 0 || codes[i] >= m->gen.n_codes)
+            return loom_error_set(err, "image code %d out of range [0, %d)", codes[i], m->gen.n_codes);
+    vq_acts *a = vq_acts_new(&m->vqc, 1, H, W, err);
+    float *px = floats_alloc((size_t)H * W * 3);
+    int rc = -1;
+    if (!a || !px) {
+        if (a) loom_error_set(err, "out of memory");
+    } else if (!vq_decode(&m->vqc, &m->vqw, a, codes, 1, m->gen.rows, m->gen.cols, px, err)) {
+        vq_pixels_to_rgb(rgb, px, (int64_t)H * W * 3);
+        rc = 0;
+    }
+    free(px);
+    vq_acts_free(a);
+    return rc;
+}
+
+int model_encode_images(const loom_model *m, const uint8_t *rgb, int32_t n, int32_t H, int32_t W,
+                        int32_t *codes, loom_error *err) {
+    if (m->gen.n_codes <= 0) return loom_error_set(err, "this model has no image output");
+    if (n < 1 || H < 1 || W < 1) return loom_error_set(err, "encode: bad sizes");
+    vq_acts *a = vq_acts_new(&m->vqc, n, H, W, err);
+    size_t count;
+    if (!a) return -1;
+    if (loom_mul_size((size_t)n * (size_t)H, (size_t)W * 3, &count)) {
+        vq_acts_free(a);
+        return loom_error_set(err, "encode: too many pixels");
+    }
+    float *px = floats_alloc(count);
+    int rc = -1;
+    if (!px) {
+        loom_error_set(err, "out of memory");
+    } else {
+        vq_pixels_from_rgb(px, rgb, (int64_t)count);
+        rc = vq_encode(&m->vqc, &m->vqw, a, px, n, H, W, codes, err);
+    }
+    free(px);
+    vq_acts_free(a);
+    return rc;
+}
+
+int model_add_vq_tensors(const loom_model *m, st_writer *w, loom_error *err) {
+    if (m->gen.n_codes <= 0) return 0;
+    if (params_write(&m->vq_table, w, "", m->vq_params, err)) return -1;
+    return params_write(&m->vq_state, w, "", m->vq_state_buf, err);
+}
+
+int model_read_vq_tensors(loom_model *m, const st_file *f, loom_error *err) {
+    if (m->gen.n_codes <= 0) return 0;
+    if (params_read(&m->vq_table, f, "", m->vq_params, err)) return -1;
+    return params_read(&m->vq_state, f, "", m->vq_state_buf, err);
 }
 
 int model_add_metadata(const loom_model *m, st_writer *w, loom_error *err) {
@@ -214,6 +344,10 @@ loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     }
     loom_model *m = model_new_ex(&cfg, &img, tok, err);
     if (!m) return NULL;
+    if (gen_config_from_json(m, cj, err)) {
+        model_free(m);
+        return NULL;
+    }
     const char *train = st_meta(f, "train");
     if (train && !(m->train_json = strdup(train))) {
         model_free(m);
@@ -226,7 +360,7 @@ loom_model *model_load(const char *path, loom_error *err) {
     st_file *f = st_open(path, err);
     if (!f) return NULL;
     loom_model *m = model_from_metadata(f, err);
-    if (m && model_read_tensors(m, f, "", m->params, err)) {
+    if (m && (model_read_tensors(m, f, "", m->params, err) || model_read_vq_tensors(m, f, err))) {
         model_free(m);
         m = NULL;
     }
@@ -239,6 +373,7 @@ int model_save(const loom_model *m, const char *path, loom_error *err) {
     if (!w) return loom_error_set(err, "out of memory");
     int rc = model_add_metadata(m, w, err);
     if (!rc) rc = model_add_tensors(m, w, "", m->params, err);
+    if (!rc) rc = model_add_vq_tensors(m, w, err);
     if (!rc) rc = st_writer_save(w, path, err);
     st_writer_free(w);
     return rc;

@@ -12,6 +12,7 @@
 #include "encoders/patch.h"
 #include "fusion/sequence.h"
 #include "fusion/tokenizer.h"
+#include "heads/vq.h"
 
 #define MODEL_FORMAT "loom-1"
 
@@ -37,6 +38,15 @@ typedef struct loom_model {
     decoder_config  cfg;
     model_image_config img;     /* img.patch_size 0: no image input */
     model_gen_config gen;       /* gen.n_codes 0: no image output */
+    /* The VQ head of image output (gen.n_codes > 0). Its tensors live in two
+     * tables of their own, outside params: training the transformer never
+     * updates them (the VQ is trained first, by `loom train --vq-only`). */
+    vq_config       vqc;
+    param_table     vq_table;   /* the VQ's conv weights */
+    param_table     vq_state;   /* codebook and EMA statistics */
+    float          *vq_params;  /* (vq_table.total) */
+    float          *vq_state_buf; /* (vq_state.total) */
+    vq_weights      vqw;
     patch_config    pcfg;       /* {patch_size, d_model} when images are on */
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
@@ -57,6 +67,24 @@ loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err
 /* The same with image input when img != NULL and img->patch_size > 0. */
 loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img, tokenizer *tok,
                          loom_error *err);
+/* Gives m image output: VQ head vc (weights zeroed; read or copy them in),
+ * codes at decoder ids [code_base, code_base + vc->codes), a generated image
+ * of rows x cols codes. The decoder's vocabulary must hold them all. */
+int model_attach_vq(loom_model *m, const vq_config *vc, int32_t code_base, int32_t rows,
+                    int32_t cols, loom_error *err);
+/* Pixel size of a generated image (rows, cols times the VQ stride). */
+int32_t model_gen_height(const loom_model *m);
+int32_t model_gen_width(const loom_model *m);
+/* codes (rows * cols) -> rgb (height, width, 3). */
+int model_decode_codes(const loom_model *m, const int32_t *codes, uint8_t *rgb, loom_error *err);
+/* n images rgb (n, H, W, 3), H and W multiples of the stride -> codes (n, H/S, W/S). */
+int model_encode_images(const loom_model *m, const uint8_t *rgb, int32_t n, int32_t H, int32_t W,
+                        int32_t *codes, loom_error *err);
+/* The VQ tables' tensors (params and state) to a writer / from a file; a
+ * no-op without image output. */
+int model_add_vq_tensors(const loom_model *m, struct st_writer *w, loom_error *err);
+int model_read_vq_tensors(loom_model *m, const struct st_file *f, loom_error *err);
+
 void model_bind_grads(const loom_model *m, float *buf, model_grads *g);
 /* JSON of the whole config (decoder keys plus the image keys), malloc'd. */
 char *model_config_to_json(const loom_model *m);

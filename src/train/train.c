@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "core/safetensors.h"
 #include "core/threads.h"
@@ -16,6 +17,7 @@
 #include "train/adamw.h"
 #include "train/data.h"
 #include "train/source.h"
+#include "train/vq_train.h"
 
 train_options train_default_options(void) {
     train_options o;
@@ -41,13 +43,10 @@ train_options train_default_options(void) {
     o.image.patch_size = 8;
     o.image.max_patch_rows = 8;
     o.image.max_patch_cols = 8;
+    o.vq = vq_default_config();
+    o.vq_side = 64;
+    o.vq_restart = 1.0f;
     return o;
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int file_exists(const char *p) {
@@ -107,6 +106,7 @@ static int ckpt_save(const trainer *tr, const train_options *o, const char *path
     if (!rc) rc = st_writer_meta(w, "trainer", state, err);
     if (!rc) rc = st_writer_meta(w, "recipe", recipe ? recipe : "{}", err);
     if (!rc) rc = model_add_tensors(tr->m, w, "", tr->m->params, err);
+    if (!rc) rc = model_add_vq_tensors(tr->m, w, err);
     if (!rc) rc = model_add_tensors(tr->m, w, "adam.m.", tr->mo, err);
     if (!rc) rc = model_add_tensors(tr->m, w, "adam.v.", tr->vo, err);
     if (!rc) rc = st_writer_save(w, path, err);
@@ -130,7 +130,7 @@ static int ckpt_load(trainer *tr, const char *path, loom_error *err) {
         loom_error_set(err, "out of memory");
         goto done;
     }
-    if (model_read_tensors(tr->m, f, "", tr->m->params, err) ||
+    if (model_read_tensors(tr->m, f, "", tr->m->params, err) || model_read_vq_tensors(tr->m, f, err) ||
         model_read_tensors(tr->m, f, "adam.m.", tr->mo, err) ||
         model_read_tensors(tr->m, f, "adam.v.", tr->vo, err))
         goto done;
@@ -190,6 +190,7 @@ static void fmt_duration(char *buf, size_t n, double s) {
 }
 
 int train_run(const train_options *o, loom_error *err) {
+    if (o->vq_only) return vq_train_run(o, err);
     char ckpt_path[4096], log_path[4096];
     snprintf(ckpt_path, sizeof ckpt_path, "%s", o->ckpt ? o->ckpt : "");
     if (!o->ckpt) snprintf(ckpt_path, sizeof ckpt_path, "%s.ckpt", o->out);
@@ -220,7 +221,7 @@ int train_run(const train_options *o, loom_error *err) {
         loom_log(LOOM_LOG_INFO, "loom: resuming from %s at step %" PRId64, ckpt_path, tr.step);
     } else {
         /* Tokenizer: byte-level BPE learned from the training documents. */
-        double t0 = now_s();
+        double t0 = clock_now_s();
         char **docs = NULL;
         size_t *lens = NULL, nd = 0;
         tokenizer *tok = NULL;
@@ -253,7 +254,7 @@ int train_run(const train_options *o, loom_error *err) {
         }
         rng_seed(&tr.rng, o->seed ^ 0x5eed5eed5eedull);
         loom_log(LOOM_LOG_INFO, "loom: tokenizer: %d tokens learned in %.1fs", cfg.vocab_size,
-                 now_s() - t0);
+                 clock_now_s() - t0);
     }
     const decoder_config *cfg = &tr.m->cfg;
     if (o->seq > cfg->max_seq) {
@@ -293,7 +294,7 @@ int train_run(const train_options *o, loom_error *err) {
 
     const size_t np = tr.m->table.total;
     const double tok_per_step = (double)B * T * o->accum;
-    double t_start = now_s(), t_last = t_start;
+    double t_start = clock_now_s(), t_last = t_start;
     int64_t run_steps = 0;
     while (tr.step < o->steps) {
         memset(tr.grads, 0, np * sizeof(float));
@@ -315,7 +316,7 @@ int train_run(const train_options *o, loom_error *err) {
                            tr.step);
             goto done;
         }
-        double t = now_s();
+        double t = clock_now_s();
         double tps = tok_per_step / (t - t_last);
         t_last = t;
         float eval_loss = NAN;
@@ -351,7 +352,7 @@ int train_run(const train_options *o, loom_error *err) {
     if (ckpt_save(&tr, o, ckpt_path, err)) goto done;
     if (model_save(tr.m, o->out, err)) goto done;
     loom_log(LOOM_LOG_INFO, "loom: wrote %s (%" PRId64 " steps, %.1f min)", o->out, tr.step,
-             (now_s() - t_start) / 60.0);
+             (clock_now_s() - t_start) / 60.0);
     rc = 0;
 done:
     if (logf) fclose(logf);

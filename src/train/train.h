@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "decoder/decoder.h"
+#include "heads/vq.h"
 #include "model/model.h"
 
 typedef struct train_options {
@@ -27,6 +28,11 @@ typedef struct train_options {
     int     threads;
     int64_t stop_after;      /* stop (checkpointed) after this many steps of this run; 0 = no */
     int     quiet;
+    /* --vq-only: train the VQ image autoencoder instead (train/vq_train.h) */
+    int       vq_only;
+    vq_config vq;            /* its architecture */
+    int32_t   vq_side;       /* training images are vq_side x vq_side */
+    float     vq_restart;    /* EMA count below which a code is restarted */
 } train_options;
 
 train_options train_default_options(void);

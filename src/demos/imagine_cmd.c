@@ -1,0 +1,153 @@
+/* loom imagine / loom eval imagine: the image-out commands.
+ *
+ *   loom imagine [-m MODEL] -p PROMPT -o OUT.png [-s SEED] [--temp T] [-n K] [--scale S]
+ *   loom eval imagine [-m MODEL] [--n N] [--seed S]   prompt match and VQ reconstruction
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/threads.h"
+#include "data/shapes.h"
+#include "data/shapes_analyze.h"
+#include "data/shapes_prompt.h"
+#include "heads/png.h"
+#include "model/infer.h"
+#include "model/model.h"
+
+#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+
+static loom_model *load_gen_model(const char *path, loom_infer **inf) {
+    loom_error err = {{0}};
+    loom_model *m = model_load(path, &err);
+    if (!m) {
+        cli_fail(path, err.msg);
+        return NULL;
+    }
+    if (m->gen.n_codes <= 0) {
+        cli_fail(path, "this model has no image output (it was trained without a VQ head)");
+        model_free(m);
+        return NULL;
+    }
+    *inf = infer_new(m, &err);
+    if (!*inf) {
+        cli_fail(path, err.msg);
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Nearest-neighbour upscale by s (s = 1: a copy). */
+static uint8_t *upscale(const uint8_t *rgb, int32_t W, int32_t H, int32_t s) {
+    uint8_t *out = malloc((size_t)W * s * H * s * 3);
+    if (!out) return NULL;
+    for (int32_t y = 0; y < H * s; y++)
+        for (int32_t x = 0; x < W * s; x++)
+            memcpy(out + ((size_t)y * W * s + x) * 3, rgb + ((size_t)(y / s) * W + x / s) * 3, 3);
+    return out;
+}
+
+/* OUT.png with k of n: OUT.png itself for n == 1, else OUT-k.png. */
+static int nth_path(char *buf, size_t cap, const char *out, int64_t k, int64_t n) {
+    if (n == 1) return snprintf(buf, cap, "%s", out) >= (int)cap ? -1 : 0;
+    const char *dot = strrchr(out, '.'), *slash = strrchr(out, '/');
+    if (!dot || (slash && dot < slash)) dot = out + strlen(out);
+    return snprintf(buf, cap, "%.*s-%" PRId64 "%s", (int)(dot - out), out, k, dot) >= (int)cap ? -1 : 0;
+}
+
+/* ---- imagine --------------------------------------------------------------- */
+
+static void imagine_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom imagine [-m MODEL] -p PROMPT -o OUT.png [options]\n"
+            "\n"
+            "Draws the scene a prompt describes, e.g. \"a large red circle at the top left\"\n"
+            "(size, color and position may be left out: \"a red circle\"), and writes a PNG\n"
+            "with the prompt, seed and model in its text chunks. The same model, prompt and\n"
+            "seed give the same bytes.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  -p, --prompt TEXT    what to draw\n"
+            "  -o, --out FILE       output PNG; with -n K > 1, FILE-1.png ... FILE-K.png\n"
+            "  -s, --seed N         sampling seed (default 0); image k uses seed + k - 1\n"
+            "  --temp T             sampling temperature, 0 = greedy (default 1)\n"
+            "  --top-k K            sample among the K likeliest codes, 0 = all (default 0)\n"
+            "  --cfg G              classifier-free guidance scale, 1 = off (default 1)\n"
+            "  -n K                 images to draw (default 1)\n"
+            "  --scale S            upscale the PNG S times for viewing (default 1)\n"
+            "  -t, --threads N      threads (default: all cores)\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_imagine(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *prompt = NULL, *out = NULL;
+    int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0;
+    float temp = 1.0f, cfg = 1.0f;
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &model, 0, 0},
+        {"-p", "--prompt", CLI_STR, &prompt, 0, 0},
+        {"-o", "--out", CLI_STR, &out, 0, 0},
+        {"-s", "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 53)},
+        {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
+        {NULL, "--top-k", CLI_INT, &top_k, 0, 1 << 20},
+        {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
+        {"-n", NULL, CLI_INT, &n, 1, 10000},
+        {NULL, "--scale", CLI_INT, &scale, 1, 64},
+        {"-t", "--threads", CLI_INT, &threads, 0, 1024},
+        {0}};
+    int n_pos = 0, prc = cli_parse("imagine", argc, argv, opts, NULL, &n_pos);
+    if (prc == 1) imagine_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
+    if (!prompt || !out) {
+        imagine_usage(stderr);
+        return cli_fail("imagine", "-p and -o are required");
+    }
+    loom_threads_set((int)threads);
+    loom_infer *inf = NULL;
+    loom_model *m = load_gen_model(model, &inf);
+    if (!m) return 1;
+    const int32_t R = m->gen.rows, C = m->gen.cols, H = model_gen_height(m), W = model_gen_width(m);
+    int32_t *codes = malloc((size_t)R * C * sizeof *codes);
+    uint8_t *rgb = malloc((size_t)W * H * 3);
+    int rc = 0;
+    if (!codes || !rgb) rc = cli_fail("imagine", "out of memory");
+    for (int64_t k = 0; k < n && !rc; k++) {
+        loom_error err = {{0}};
+        infer_imagine_params p = {.sampling = {.temp = temp, .top_k = (int32_t)top_k, .top_p = 1.0f},
+                                  .cfg_scale = cfg, .seed = (uint64_t)(seed + k)};
+        char path[4096], seed_s[32], temp_s[32], cfg_s[32];
+        if (nth_path(path, sizeof path, out, k + 1, n)) {
+            rc = cli_fail(out, "path too long");
+            break;
+        }
+        if (infer_imagine(inf, prompt, strlen(prompt), &p, codes, &err) ||
+            model_decode_codes(m, codes, rgb, &err)) {
+            rc = cli_fail("imagine", err.msg);
+            break;
+        }
+        uint8_t *big = upscale(rgb, W, H, (int32_t)scale);
+        if (!big) {
+            rc = cli_fail("imagine", "out of memory");
+            break;
+        }
+        snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + k);
+        snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
+        snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
+        png_text meta[5] = {{"prompt", prompt}, {"seed", seed_s}, {"model", model},
+                            {"temperature", temp_s}, {"cfg", cfg_s}};
+        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, 5, &err))
+            rc = cli_fail("imagine", err.msg);
+        else
+            printf("%s\n", path);
+        free(big);
+    }
+    free(codes);
+    free(rgb);
+    infer_free(inf);
+    model_free(m);
+    return rc;
+}
