@@ -78,6 +78,10 @@ static void train_usage(FILE *f) {
             "  -s, --seed N         seed for init and data order (default 1)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -q, --quiet          no progress line\n"
+            "image output:\n"
+            "  --vq FILE            give the model image output with this VQ (from --vq-only);\n"
+            "                       with --data shapes, rows also teach prompt -> image codes\n"
+            "  --init MODEL         start from MODEL's weights and tokenizer (architecture too)\n"
             "VQ image autoencoder (the image-output head):\n"
             "  --vq-only            train it instead of a transformer (--data shapes); -o VQ file\n"
             "  --vq-channels LIST   channels per stride-2 level (default 64,128,128: stride 8)\n"
@@ -110,6 +114,8 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     if (!strcmp(flag, "--untied")) { o->model.tie_embeddings = 0; return 0; }
     if (!strcmp(flag, "-q") || !strcmp(flag, "--quiet")) { o->quiet = 1; return 0; }
     if (!strcmp(flag, "--vq-only")) { o->vq_only = 1; return 0; }
+    if (!strcmp(flag, "--vq")) { NEED_VAL(); o->vq_file = val; return 1; }
+    if (!strcmp(flag, "--init")) { NEED_VAL(); o->init = val; return 1; }
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */

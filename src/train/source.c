@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "data/shapes.h"
+#include "data/shapes_prompt.h"
 #include "encoders/patch.h"
 #include "fusion/tokenizer.h"
 
@@ -110,6 +111,9 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
     s->eval_frac = eval_frac;
     s->caption_frac = 0.5f;
     s->turns = 4;
+    s->gen_frac = 0.35f;
+    s->gen_drop = 0.25f;
+    s->gen_uncond = 0.1f;
     if (strcmp(spec, "shapes") == 0) {
         s->kind = SOURCE_SHAPES;
         return 0;
@@ -142,6 +146,10 @@ void source_close(train_source *s) {
     free(s->recs);
     free(s->patches);
     free(s->rgb);
+    free(s->gen_rgb);
+    free(s->gen_codes);
+    free(s->gen_row);
+    free(s->gen_prompt);
     memset(s, 0, sizeof *s);
 }
 
@@ -278,11 +286,72 @@ fail:
 
 /* One Shapes World record of a split from rng: a caption (caption_frac of
  * the time) or a question of the mix, on a canvas of a random spec size. */
+/* Room for B pending generation rows. */
+static int gen_reserve(train_source *s, const loom_model *m, int32_t B, loom_error *err) {
+    if (s->gen_cap >= B) return 0;
+    const size_t img = (size_t)model_gen_height(m) * model_gen_width(m) * 3;
+    free(s->gen_rgb), free(s->gen_codes), free(s->gen_row), free(s->gen_prompt);
+    s->gen_rgb = malloc((size_t)B * img);
+    s->gen_codes = malloc((size_t)B * m->gen.rows * m->gen.cols * sizeof *s->gen_codes);
+    s->gen_row = malloc((size_t)B * sizeof *s->gen_row);
+    s->gen_prompt = malloc((size_t)B * sizeof *s->gen_prompt);
+    s->gen_cap = s->gen_rgb && s->gen_codes && s->gen_row && s->gen_prompt ? B : 0;
+    return s->gen_cap ? 0 : loom_error_set(err, "out of memory");
+}
+
+/* A generation row, pending until gen_flush: a scene of the split rendered
+ * at the generation size, and its prompt (attributes left out at random;
+ * sometimes empty, the unconditional case of guidance). */
+static int gen_record(train_source *s, const loom_model *m, int32_t b, const shapes_scene *scene,
+                      loom_rng *rng, loom_error *err) {
+    const int32_t H = model_gen_height(m), W = model_gen_width(m);
+    shapes_scene sc = *scene;
+    const int32_t k = s->gen_n;
+    uint8_t *rgb = s->gen_rgb + (size_t)k * H * W * 3;
+    if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, rgb, rng, err)) return -1;
+    shapes_prompt p;
+    if (shapes_prompt_from_scene(&sc, rng, s->gen_drop, &p))
+        return loom_error_set(err, "shapes: cannot make a prompt");
+    if (rng_uniform(rng) < s->gen_uncond) s->gen_prompt[k][0] = '\0';
+    else if (shapes_prompt_format(&p, s->gen_prompt[k], sizeof s->gen_prompt[k]) < 0)
+        return loom_error_set(err, "shapes: prompt too long");
+    s->gen_row[k] = b;
+    s->gen_n++;
+    return 0;
+}
+
+/* Encodes the pending images with the VQ (one batch) and lays out each row:
+ * <bos> prompt <sep> <boi> codes <eoi> <eos>, the loss on <boi> .. <eos>. */
+static int gen_flush(train_source *s, const loom_model *m, fusion_batch *fb, loom_error *err) {
+    if (s->gen_n == 0) return 0;
+    const int32_t n_codes = m->gen.rows * m->gen.cols;
+    if (model_encode_images(m, s->gen_rgb, s->gen_n, model_gen_height(m), model_gen_width(m),
+                            s->gen_codes, err))
+        return -1;
+    int32_t ptok[SOURCE_MAX_TEXT_TOKENS], atok[SOURCE_MAX_TEXT_TOKENS];
+    if (n_codes + 2 > SOURCE_MAX_TEXT_TOKENS) return loom_error_set(err, "too many image codes");
+    for (int32_t k = 0; k < s->gen_n; k++) {
+        int32_t np = encode(m, s->gen_prompt[k], ptok, SOURCE_MAX_TEXT_TOKENS, err);
+        if (np < 0) return -1;
+        atok[0] = TOKEN_BOI;
+        for (int32_t i = 0; i < n_codes; i++) atok[1 + i] = m->gen.code_base + s->gen_codes[(size_t)k * n_codes + i];
+        atok[1 + n_codes] = TOKEN_EOI;
+        if (fusion_batch_set_row(fb, s->gen_row[k], NULL, 0, 0, ptok, np, atok, n_codes + 2, 1, 1, err))
+            return -1;
+    }
+    s->gen_n = 0;
+    return 0;
+}
+
 static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
                          enum shapes_split split, loom_rng *rng, loom_error *err) {
     static const int32_t sides[4] = {48, 64, 80, 96};
     shapes_scene sc;
     shapes_scene_sample_split(&sc, split, rng);
+    if (m->gen.n_codes > 0 && rng_uniform(rng) < s->gen_frac) {
+        if (gen_reserve(s, m, fb->B, err)) return -1;
+        return gen_record(s, m, b, &sc, rng, err);
+    }
     int32_t W = sides[rng_below(rng, 4)], H = sides[rng_below(rng, 4)];
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
     loom_image img = {.width = W, .height = H, .rgb = s->rgb};
@@ -325,6 +394,7 @@ static int manifest_row(train_source *s, const loom_model *m, fusion_batch *fb, 
 int source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_batch *fb,
                   loom_error *err) {
     fusion_batch_clear(fb);
+    s->gen_n = 0;
     if (s->kind == SOURCE_TEXT) {
         corpus_sample(&s->train_c, rng, fb->B, fb->T, fb->tokens, fb->targets);
         return 0;
@@ -333,6 +403,7 @@ int source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_ba
         int rc;
         if (s->kind == SOURCE_SHAPES) {
             rc = shapes_record(s, m, fb, b, SHAPES_SPLIT_TRAIN, rng, err);
+            if (!rc && b == fb->B - 1) rc = gen_flush(s, m, fb, err);
         } else {
             /* records longer than the context are skipped (a few tries) */
             rc = -1;
@@ -347,6 +418,7 @@ int source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_ba
 int source_eval_batch(train_source *s, const loom_model *m, int64_t i, fusion_batch *fb,
                       loom_error *err) {
     fusion_batch_clear(fb);
+    s->gen_n = 0;
     if (s->kind == SOURCE_TEXT) {
         corpus_batch_at(&s->eval_c, (size_t)i, fb->B, fb->T, fb->tokens, fb->targets);
         return 0;
@@ -357,6 +429,7 @@ int source_eval_batch(train_source *s, const loom_model *m, int64_t i, fusion_ba
             loom_rng rng;
             shapes_split_rng(&rng, SHAPES_SPLIT_TEST, k);
             if (shapes_record(s, m, fb, b, SHAPES_SPLIT_TEST, &rng, err)) return -1;
+            if (b == fb->B - 1 && gen_flush(s, m, fb, err)) return -1;
         } else {
             size_t n_eval = s->n_recs - s->n_train;
             if (manifest_row(s, m, fb, b, s->n_train + (size_t)(k % n_eval), err)) return -1;

@@ -2,7 +2,9 @@
  *
  *   a text file / JSONL without images  the text corpus of data.h
  *   "shapes"                             Shapes World scenes generated on the fly
- *                                        (train split), each a caption or a question
+ *                                        (train split), each a caption or questions;
+ *                                        for a model with image output also
+ *                                        prompt -> image codes (gen_frac of rows)
  *   JSONL with "image" keys              {"image": PATH, "prompt": ..., "answer": ...}
  *                                        records; PATH relative to the manifest
  *
@@ -35,6 +37,9 @@ typedef struct train_source {
     float eval_frac;
     float caption_frac;          /* shapes: fraction of caption records */
     int32_t turns;               /* shapes: questions per question record (at most 8) */
+    float gen_frac;              /* shapes + image output: fraction of generation rows */
+    float gen_drop;              /* each stated attribute left out with this probability */
+    float gen_uncond;            /* fraction of generation rows with the empty prompt (guidance) */
     /* text */
     raw_corpus raw;
     corpus train_c, eval_c;
@@ -47,6 +52,12 @@ typedef struct train_source {
     /* scratch */
     float *patches;              /* (max_rows * max_cols, P*P*3) */
     uint8_t *rgb;                /* shapes canvas */
+    /* generation rows of the batch being filled: images encoded together */
+    int32_t gen_cap, gen_n;
+    uint8_t *gen_rgb;            /* (gen_cap, H, W, 3) */
+    int32_t *gen_codes;          /* (gen_cap, rows * cols) */
+    int32_t *gen_row;            /* (gen_cap) batch row */
+    char (*gen_prompt)[256];     /* (gen_cap) prompt text */
 } train_source;
 
 int  source_open(train_source *s, const char *spec, float eval_frac, loom_error *err);

@@ -189,6 +189,95 @@ static void fmt_duration(char *buf, size_t n, double s) {
     else snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* Copies every tensor of src that m has under the same name: whole when the
+ * shapes match, the leading rows when only the first dimension grew (the
+ * embedding and head of a vocabulary extended by image codes). */
+static int copy_weights(loom_model *m, const loom_model *src, loom_error *err) {
+    for (int32_t i = 0; i < m->table.n; i++) {
+        const param_info *d = &m->table.info[i];
+        const param_info *p = params_find(&src->table, d->name);
+        if (!p) continue;
+        int same_tail = p->ndim == d->ndim;
+        for (int32_t k = 1; k < d->ndim && same_tail; k++) same_tail = p->shape[k] == d->shape[k];
+        if (!same_tail || p->shape[0] > d->shape[0])
+            return loom_error_set(err, "--init: tensor %s has another shape in the initial model", d->name);
+        memcpy(m->params + d->offset, src->params + p->offset, p->numel * sizeof(float));
+    }
+    return 0;
+}
+
+/* A new model for a fresh run: tokenizer (learned from the data, or the
+ * --init model's), decoder and image input from the options (or --init),
+ * image output from --vq, weights random then overwritten by --init's. */
+static int new_model(trainer *tr, const train_options *o, train_source *src, loom_error *err) {
+    double t0 = clock_now_s();
+    loom_model *init = NULL;
+    tokenizer *tok = NULL;
+    vq_config vc;
+    param_table vpt, vst;
+    float *vp = NULL, *vs = NULL;
+    int rc = -1;
+    memset(&vpt, 0, sizeof vpt);
+    memset(&vst, 0, sizeof vst);
+    if (o->init) {
+        if (!(init = model_load(o->init, err))) return loom_error_wrap(err, "--init %s", o->init);
+        char *tj = init->tok ? tokenizer_to_json(init->tok, err) : NULL;
+        if (!tj) {
+            if (!init->tok) loom_error_set(err, "--init %s: the model has no tokenizer", o->init);
+            goto done;
+        }
+        tok = tokenizer_from_json(tj, strlen(tj), err);
+        free(tj);
+        if (!tok) goto done;
+    } else {
+        /* byte-level BPE learned from the training documents */
+        char **docs = NULL;
+        size_t *lens = NULL, nd = 0;
+        if (!source_tokenizer_docs(src, &docs, &lens, &nd, err)) {
+            tokenizer_train_params tp = tokenizer_train_default_params();
+            tp.vocab_size = o->model.vocab_size;
+            tok = tokenizer_train((const char *const *)docs, lens, nd, tp, err);
+            if (!tok) loom_error_wrap(err, "tokenizer");
+        }
+        if (src->kind == SOURCE_SHAPES)  /* generated strings are owned here */
+            for (size_t i = 0; i < nd; i++) free(docs[i]);
+        free(docs);
+        free(lens);
+        if (!tok) goto done;
+        loom_log(LOOM_LOG_INFO, "loom: tokenizer: %d tokens learned in %.1fs",
+                 tokenizer_vocab_size(tok), clock_now_s() - t0);
+    }
+    if (o->vq_file && vq_file_load(o->vq_file, &vc, &vpt, &vp, &vst, &vs, err)) {
+        loom_error_wrap(err, "--vq");
+        goto done;
+    }
+    decoder_config cfg = init ? init->cfg : o->model;
+    const int32_t tok_v = tokenizer_vocab_size(tok);
+    cfg.vocab_size = tok_v + (o->vq_file ? vc.codes : 0);
+    if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
+    model_image_config img = init ? init->img : o->image;
+    if (!init && !source_is_multimodal(src)) img.patch_size = 0;
+    tr->m = model_new_ex(&cfg, &img, tok, err);
+    tok = NULL; /* owned by the model now, even on failure */
+    if (!tr->m) goto done;
+    model_init_random(tr->m, o->seed);
+    if (o->vq_file) {
+        /* the generation target: 64 x 64 pixels (DESIGN), at least one code */
+        const int32_t S = vq_stride(&vc), r = 64 / S > 0 ? 64 / S : 1;
+        if (model_attach_vq(tr->m, &vc, tok_v, r, r, err)) goto done;
+        memcpy(tr->m->vq_params, vp, vpt.total * sizeof(float));
+        memcpy(tr->m->vq_state_buf, vs, vst.total * sizeof(float));
+    }
+    if (init && copy_weights(tr->m, init, err)) goto done;
+    rc = 0;
+done:
+    tokenizer_free(tok);
+    model_free(init);
+    params_free(&vpt), params_free(&vst);
+    free(vp), free(vs);
+    return rc;
+}
+
 int train_run(const train_options *o, loom_error *err) {
     if (o->vq_only) return vq_train_run(o, err);
     char ckpt_path[4096], log_path[4096];
@@ -220,30 +309,7 @@ int train_run(const train_options *o, loom_error *err) {
         }
         loom_log(LOOM_LOG_INFO, "loom: resuming from %s at step %" PRId64, ckpt_path, tr.step);
     } else {
-        /* Tokenizer: byte-level BPE learned from the training documents. */
-        double t0 = clock_now_s();
-        char **docs = NULL;
-        size_t *lens = NULL, nd = 0;
-        tokenizer *tok = NULL;
-        if (!source_tokenizer_docs(&src, &docs, &lens, &nd, err)) {
-            tokenizer_train_params tp = tokenizer_train_default_params();
-            tp.vocab_size = o->model.vocab_size;
-            tok = tokenizer_train((const char *const *)docs, lens, nd, tp, err);
-            if (!tok) loom_error_wrap(err, "tokenizer");
-        }
-        if (src.kind == SOURCE_SHAPES)  /* generated strings are owned here */
-            for (size_t i = 0; i < nd; i++) free(docs[i]);
-        free(docs);
-        free(lens);
-        if (!tok) goto done;
-        decoder_config cfg = o->model;
-        cfg.vocab_size = tokenizer_vocab_size(tok);
-        if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
-        model_image_config img = o->image;
-        if (!source_is_multimodal(&src)) img.patch_size = 0;
-        tr.m = model_new_ex(&cfg, &img, tok, err);
-        if (!tr.m) goto done;
-        model_init_random(tr.m, o->seed);
+        if (new_model(&tr, o, &src, err)) goto done;
         size_t n = tr.m->table.total;
         tr.grads = floats_alloc(n);
         tr.mo = floats_alloc(n);
@@ -253,8 +319,6 @@ int train_run(const train_options *o, loom_error *err) {
             goto done;
         }
         rng_seed(&tr.rng, o->seed ^ 0x5eed5eed5eedull);
-        loom_log(LOOM_LOG_INFO, "loom: tokenizer: %d tokens learned in %.1fs", cfg.vocab_size,
-                 clock_now_s() - t0);
     }
     const decoder_config *cfg = &tr.m->cfg;
     if (o->seq > cfg->max_seq) {

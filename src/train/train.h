@@ -28,6 +28,9 @@ typedef struct train_options {
     int     threads;
     int64_t stop_after;      /* stop (checkpointed) after this many steps of this run; 0 = no */
     int     quiet;
+    const char *vq_file;     /* --vq FILE: give the model image output with this trained VQ */
+    const char *init;        /* --init MODEL: start from its weights and tokenizer (a new
+                                run; the vocabulary may grow by the VQ's codes) */
     /* --vq-only: train the VQ image autoencoder instead (train/vq_train.h) */
     int       vq_only;
     vq_config vq;            /* its architecture */
