@@ -200,5 +200,27 @@ expect "ask: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" ask -m "$imo
 expect "eval: runs and reports every split" 0 out "test" "combos" "jpeg75" "count_shape" -- "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1
 expect "eval --help" 0 out "usage: loom eval" -- "$loom" eval --help
 
+# ---- image out: a tiny VQ, a tiny model with image output, imagine / eval imagine ----
+vqargs=(--data shapes --vq-only --vq-channels 4,4,8 --vq-codes 16 --vq-dim 4 --batch 2 --steps 2
+        --eval-every 2 --eval-batches 1 -t 1 -q)
+expect "train --vq-only: writes a VQ file" 0 err "loom: wrote $tmp/vq.st" -- "$loom" train "${vqargs[@]}" -o "$tmp/vq.st"
+expect "train --vq-only: data must be shapes" 1 err "--vq-only trains on" -- "$loom" train "${vqargs[@]}" --data "$tmp/corpus.txt" -o "$tmp/vq2.st"
+expect "train --vq: missing file" 1 err "--vq" -- "$loom" train --data shapes --vq "$tmp/none.st" -o "$tmp/g.st" --steps 1 -q
+expect "train --vq: a model file is not a VQ file" 1 err "not a loom VQ file" -- "$loom" train --data shapes --vq "$imodel" -o "$tmp/g.st" --steps 1 -q
+gmodel="$tmp/gen.st"
+expect "train --vq: a model with image output" 0 err "loom: wrote $gmodel" -- "$loom" train --data shapes --vq "$tmp/vq.st" \
+    --vocab 300 --d-model 32 --layers 1 --heads 2 --kv-heads 2 --d-ff 48 --patch 8 --batch 4 --seq 192 \
+    --steps 2 --eval-every 2 --eval-batches 1 -t 1 -q -o "$gmodel"
+expect "imagine: writes the PNG" 0 out "$tmp/a.png" -- "$loom" imagine -m "$gmodel" -p "a red circle" -o "$tmp/a.png" -s 3 -t 1
+check "imagine: PNG with the prompt in a text chunk" "$(grep -qaF "a red circle" "$tmp/a.png"; echo $?)"
+"$loom" imagine -m "$gmodel" -p "a red circle" -o "$tmp/b.png" -s 3 -t 1 >/dev/null 2>&1
+check "imagine: same seed, same bytes" "$(cmp -s "$tmp/a.png" "$tmp/b.png"; echo $?)"
+expect "imagine: -n 2 writes two files" 0 out "$tmp/k-1.png" "$tmp/k-2.png" -- "$loom" imagine -m "$gmodel" -p "a circle" -o "$tmp/k.png" -n 2 --scale 2 -t 1
+expect "imagine: needs -p and -o" 1 err "loom: imagine: -p and -o are required" -- "$loom" imagine -m "$gmodel" -p "x"
+expect "imagine: model without image output" 1 err "no image output" -- "$loom" imagine -m "$imodel" -p "x" -o "$tmp/c.png"
+expect "imagine: unwritable output" 1 err "loom: imagine: $tmp/nodir/c.png" -- "$loom" imagine -m "$gmodel" -p "x" -o "$tmp/nodir/c.png" -t 1
+expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
+expect "caption: still works on a model with image output" 0 out -- "$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

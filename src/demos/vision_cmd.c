@@ -218,6 +218,7 @@ static void jpeg_write(void *ctx, void *data, int size) {
 static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: loom eval [-m MODEL] [--n N] [--seed S] [--questions K] [-t N] [-v]\n"
+            "       loom eval imagine [options]   (image generation; see loom eval imagine --help)\n"
             "\n"
             "Evaluates a model on held-out Shapes World scenes: for each canvas size (48, 64,\n"
             "80, 96) N scenes of the test split (seeds never used in training), N of the\n"
@@ -235,6 +236,7 @@ static void eval_usage(FILE *f) {
 }
 
 int cmd_eval(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "imagine")) return cmd_eval_imagine(argc - 1, argv + 1);
     const char *model = DEFAULT_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
     int verbose = 0;

@@ -302,19 +302,32 @@ static int gen_reserve(train_source *s, const loom_model *m, int32_t B, loom_err
 /* A generation row, pending until gen_flush: a scene of the split rendered
  * at the generation size, and its prompt (attributes left out at random;
  * sometimes empty, the unconditional case of guidance). */
-static int gen_record(train_source *s, const loom_model *m, int32_t b, const shapes_scene *scene,
-                      loom_rng *rng, loom_error *err) {
-    const int32_t H = model_gen_height(m), W = model_gen_width(m);
+static int gen_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                      const shapes_scene *scene, enum shapes_split split, loom_rng *rng,
+                      loom_error *err) {
+    const int32_t H = model_gen_height(m), W = model_gen_width(m), n_codes = m->gen.rows * m->gen.cols;
     shapes_scene sc = *scene;
     const int32_t k = s->gen_n;
     uint8_t *rgb = s->gen_rgb + (size_t)k * H * W * 3;
+    /* A prompt too long for the row is redrawn with a new scene a few times
+     * (long prompts are rare with a learned tokenizer); then it is an error. */
+    for (int tries = 0;; tries++) {
+        shapes_prompt p;
+        if (shapes_prompt_from_scene(&sc, rng, s->gen_drop, &p))
+            return loom_error_set(err, "shapes: cannot make a prompt");
+        if (rng_uniform(rng) < s->gen_uncond) s->gen_prompt[k][0] = '\0';
+        else if (shapes_prompt_format(&p, s->gen_prompt[k], sizeof s->gen_prompt[k]) < 0)
+            return loom_error_set(err, "shapes: prompt too long");
+        int32_t ptok[SOURCE_MAX_TEXT_TOKENS];
+        int32_t np = encode(m, s->gen_prompt[k], ptok, SOURCE_MAX_TEXT_TOKENS, err);
+        if (np < 0) return -1;
+        if (fusion_row_length(0, 0, np, n_codes + 2, 1) <= fb->T) break;
+        if (tries == 8)
+            return loom_error_set(err, "generation rows (prompt, %d image codes) do not fit the "
+                                  "sequence length %d: raise --seq", n_codes, fb->T);
+        shapes_scene_sample_split(&sc, split, rng);
+    }
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, rgb, rng, err)) return -1;
-    shapes_prompt p;
-    if (shapes_prompt_from_scene(&sc, rng, s->gen_drop, &p))
-        return loom_error_set(err, "shapes: cannot make a prompt");
-    if (rng_uniform(rng) < s->gen_uncond) s->gen_prompt[k][0] = '\0';
-    else if (shapes_prompt_format(&p, s->gen_prompt[k], sizeof s->gen_prompt[k]) < 0)
-        return loom_error_set(err, "shapes: prompt too long");
     s->gen_row[k] = b;
     s->gen_n++;
     return 0;
@@ -350,7 +363,7 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
     shapes_scene_sample_split(&sc, split, rng);
     if (m->gen.n_codes > 0 && rng_uniform(rng) < s->gen_frac) {
         if (gen_reserve(s, m, fb->B, err)) return -1;
-        return gen_record(s, m, b, &sc, rng, err);
+        return gen_record(s, m, fb, b, &sc, split, rng, err);
     }
     int32_t W = sides[rng_below(rng, 4)], H = sides[rng_below(rng, 4)];
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
