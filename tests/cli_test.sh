@@ -204,6 +204,10 @@ expect "eval --help" 0 out "usage: loom eval" -- "$loom" eval --help
 vqargs=(--data shapes --vq-only --vq-channels 4,4,8 --vq-codes 16 --vq-dim 4 --batch 2 --steps 2
         --eval-every 2 --eval-batches 1 -t 1 -q)
 expect "train --vq-only: writes a VQ file" 0 err "loom: wrote $tmp/vq.st" -- "$loom" train "${vqargs[@]}" -o "$tmp/vq.st"
+"$loom" train "${vqargs[@]}" --steps 4 -o "$tmp/vqa.st" >/dev/null 2>&1
+"$loom" train "${vqargs[@]}" --steps 4 --stop-after 2 -o "$tmp/vqb.st" >/dev/null 2>&1
+"$loom" train "${vqargs[@]}" --steps 4 --resume -o "$tmp/vqb.st" >/dev/null 2>&1
+check "train --vq-only: stop and resume give the same file" "$(cmp -s "$tmp/vqa.st" "$tmp/vqb.st"; echo $?)"
 expect "train --vq-only: data must be shapes" 1 err "--vq-only trains on" -- "$loom" train "${vqargs[@]}" --data "$tmp/corpus.txt" -o "$tmp/vq2.st"
 expect "train --vq: missing file" 1 err "--vq" -- "$loom" train --data shapes --vq "$tmp/none.st" -o "$tmp/g.st" --steps 1 -q
 expect "train --vq: a model file is not a VQ file" 1 err "not a loom VQ file" -- "$loom" train --data shapes --vq "$imodel" -o "$tmp/g.st" --steps 1 -q

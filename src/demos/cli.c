@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/infer.h"
+#include "model/model.h"
+
 int cli_fail(const char *what, const char *why) {
     fprintf(stderr, "loom: %s: %s\n", what, why);
     return 1;
@@ -97,4 +100,27 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char 
         }
     }
     return 0;
+}
+
+loom_model *cli_load_model(const char *path, int need, loom_infer **inf) {
+    loom_error err = {{0}};
+    *inf = NULL;
+    loom_model *m = model_load(path, &err);
+    if (!m) {
+        cli_fail(path, err.msg);
+        return NULL;
+    }
+    const char *why = NULL;
+    if ((need & CLI_NEED_IMAGE_IN) && m->img.patch_size <= 0)
+        why = "this model has no image input (train it on image data)";
+    else if ((need & CLI_NEED_IMAGE_OUT) && m->gen.n_codes <= 0)
+        why = "this model has no image output (it was trained without a VQ head)";
+    else if (!(*inf = infer_new(m, &err)))
+        why = err.msg;
+    if (why) {
+        cli_fail(path, why);
+        model_free(m);
+        return NULL;
+    }
+    return m;
 }

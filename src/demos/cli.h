@@ -33,6 +33,13 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char **pos,
               int *n_pos);
 
+/* Loads a model and an inference context for it, or prints why not
+ * ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
+struct loom_model;
+struct loom_infer;
+enum { CLI_NEED_IMAGE_IN = 1, CLI_NEED_IMAGE_OUT = 2 };
+struct loom_model *cli_load_model(const char *path, int need, struct loom_infer **inf);
+
 int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_caption(int argc, char **argv);

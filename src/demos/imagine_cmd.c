@@ -20,26 +20,6 @@
 
 #define DEFAULT_MODEL "models/loom-shapes.safetensors"
 
-static loom_model *load_gen_model(const char *path, loom_infer **inf) {
-    loom_error err = {{0}};
-    loom_model *m = model_load(path, &err);
-    if (!m) {
-        cli_fail(path, err.msg);
-        return NULL;
-    }
-    if (m->gen.n_codes <= 0) {
-        cli_fail(path, "this model has no image output (it was trained without a VQ head)");
-        model_free(m);
-        return NULL;
-    }
-    *inf = infer_new(m, &err);
-    if (!*inf) {
-        cli_fail(path, err.msg);
-        model_free(m);
-        return NULL;
-    }
-    return m;
-}
 
 /* Nearest-neighbour upscale by s (s = 1: a copy). */
 static uint8_t *upscale(const uint8_t *rgb, int32_t W, int32_t H, int32_t s) {
@@ -108,7 +88,7 @@ int cmd_imagine(int argc, char **argv) {
     }
     loom_threads_set((int)threads);
     loom_infer *inf = NULL;
-    loom_model *m = load_gen_model(model, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_OUT, &inf);
     if (!m) return 1;
     const int32_t R = m->gen.rows, C = m->gen.cols, H = model_gen_height(m), W = model_gen_width(m);
     int32_t *codes = malloc((size_t)R * C * sizeof *codes);
@@ -210,7 +190,7 @@ int cmd_eval_imagine(int argc, char **argv) {
     if (prc) return prc < 0 ? 1 : 0;
     loom_threads_set((int)threads);
     loom_infer *inf = NULL;
-    loom_model *m = load_gen_model(model, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_OUT, &inf);
     if (!m) return 1;
     const int32_t H = model_gen_height(m), W = model_gen_width(m), nc = m->gen.rows * m->gen.cols;
     uint8_t *rgb = malloc((size_t)W * H * 3), *rec = malloc((size_t)W * H * 3);

@@ -22,26 +22,6 @@
 #define DEFAULT_MODEL "models/loom-shapes.safetensors"
 #define ANSWER_MAX_TOKENS 96
 
-static loom_model *load_image_model(const char *path, loom_infer **inf) {
-    loom_error err = {{0}};
-    loom_model *m = model_load(path, &err);
-    if (!m) {
-        cli_fail(path, err.msg);
-        return NULL;
-    }
-    if (m->img.patch_size <= 0) {
-        cli_fail(path, "this model has no image input (train it on image data)");
-        model_free(m);
-        return NULL;
-    }
-    *inf = infer_new(m, &err);
-    if (!*inf) {
-        cli_fail(path, err.msg);
-        model_free(m);
-        return NULL;
-    }
-    return m;
-}
 
 /* ---- caption ------------------------------------------------------------- */
 
@@ -98,7 +78,7 @@ int cmd_caption(int argc, char **argv) {
     }
     loom_threads_set((int)threads);
     loom_infer *inf = NULL;
-    loom_model *m = load_image_model(model, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_IN, &inf);
     if (!m) {
         free(images);
         return 1;
@@ -173,7 +153,7 @@ int cmd_ask(int argc, char **argv) {
     loom_image img = {0};
     if (image_load_file(image, &img, &err)) return cli_fail(image, err.msg);
     loom_infer *inf = NULL;
-    loom_model *m = load_image_model(model, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_IN, &inf);
     if (!m) {
         image_free(&img);
         return 1;
@@ -253,7 +233,7 @@ int cmd_eval(int argc, char **argv) {
     if (prc) return prc < 0 ? 1 : 0;
     loom_threads_set((int)threads);
     loom_infer *inf = NULL;
-    loom_model *m = load_image_model(model, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_IN, &inf);
     if (!m) return 1;
 
     static const int32_t sides[4] = {48, 64, 80, 96};

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "core/clock.h"
@@ -15,6 +14,7 @@
 #include "core/threads.h"
 #include "model/model.h"
 #include "train/adamw.h"
+#include "train/ckpt.h"
 #include "train/data.h"
 #include "train/source.h"
 #include "train/vq_train.h"
@@ -47,11 +47,6 @@ train_options train_default_options(void) {
     o.vq_side = 64;
     o.vq_restart = 1.0f;
     return o;
-}
-
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
 }
 
 /* A float as its shortest decimal (0.002, not 0.0020000000949949026). */
@@ -96,11 +91,8 @@ typedef struct trainer {
 static int ckpt_save(const trainer *tr, const train_options *o, const char *path, loom_error *err) {
     st_writer *w = st_writer_new();
     if (!w) return loom_error_set(err, "out of memory");
-    char state[512];
-    snprintf(state, sizeof state,
-             "{\"step\":%" PRId64 ",\"rng\":[\"%016" PRIx64 "\",\"%016" PRIx64 "\",\"%016" PRIx64
-             "\",\"%016" PRIx64 "\"]}",
-             tr->step, tr->rng.s[0], tr->rng.s[1], tr->rng.s[2], tr->rng.s[3]);
+    char state[CKPT_STATE_MAX];
+    ckpt_state_format(state, tr->step, &tr->rng);
     char *recipe = recipe_json(o, tr->step);
     int rc = model_add_metadata(tr->m, w, err);
     if (!rc) rc = st_writer_meta(w, "trainer", state, err);
@@ -119,7 +111,6 @@ static int ckpt_load(trainer *tr, const char *path, loom_error *err) {
     st_file *f = st_open(path, err);
     if (!f) return -1;
     int rc = -1;
-    cJSON *s = NULL;
     tr->m = model_from_metadata(f, err);
     if (!tr->m) goto done;
     size_t n = tr->m->table.total;
@@ -134,27 +125,9 @@ static int ckpt_load(trainer *tr, const char *path, loom_error *err) {
         model_read_tensors(tr->m, f, "adam.m.", tr->mo, err) ||
         model_read_tensors(tr->m, f, "adam.v.", tr->vo, err))
         goto done;
-    const char *state = st_meta(f, "trainer");
-    s = state ? cJSON_Parse(state) : NULL;
-    const cJSON *step = s ? cJSON_GetObjectItemCaseSensitive(s, "step") : NULL;
-    const cJSON *rng = s ? cJSON_GetObjectItemCaseSensitive(s, "rng") : NULL;
-    if (!cJSON_IsNumber(step) || step->valuedouble < 0 || !cJSON_IsArray(rng) ||
-        cJSON_GetArraySize(rng) != 4) {
-        loom_error_set(err, "%s: missing or bad trainer state", path);
-        goto done;
-    }
-    tr->step = (int64_t)step->valuedouble;
-    for (int i = 0; i < 4; i++) {
-        const cJSON *h = cJSON_GetArrayItem(rng, i);
-        if (!cJSON_IsString(h) || strlen(h->valuestring) != 16) {
-            loom_error_set(err, "%s: bad rng state", path);
-            goto done;
-        }
-        tr->rng.s[i] = strtoull(h->valuestring, NULL, 16);
-    }
+    if (ckpt_state_parse(st_meta(f, "trainer"), path, &tr->step, &tr->rng, err)) goto done;
     rc = 0;
 done:
-    cJSON_Delete(s);
     st_close(f);
     return rc;
 }
@@ -281,10 +254,9 @@ done:
 int train_run(const train_options *o, loom_error *err) {
     if (o->vq_only) return vq_train_run(o, err);
     char ckpt_path[4096], log_path[4096];
-    snprintf(ckpt_path, sizeof ckpt_path, "%s", o->ckpt ? o->ckpt : "");
-    if (!o->ckpt) snprintf(ckpt_path, sizeof ckpt_path, "%s.ckpt", o->out);
-    if (o->log) snprintf(log_path, sizeof log_path, "%s", o->log);
-    else snprintf(log_path, sizeof log_path, "%s.log.csv", o->out);
+    if (ckpt_path_join(ckpt_path, sizeof ckpt_path, o->ckpt ? o->ckpt : o->out, o->ckpt ? "" : ".ckpt") ||
+        ckpt_path_join(log_path, sizeof log_path, o->log ? o->log : o->out, o->log ? "" : ".log.csv"))
+        return loom_error_set(err, "%s: path too long", o->out);
     if (o->batch < 1 || o->seq < 2 || o->accum < 1 || o->steps < 1)
         return loom_error_set(err, "batch, seq, accum and steps must be positive (seq >= 2)");
     loom_threads_set(o->threads);
@@ -300,7 +272,7 @@ int train_run(const train_options *o, loom_error *err) {
     int rc = -1;
     if (source_open(&src, o->data, o->eval_frac, err)) return -1;
 
-    int resumed = o->resume && file_exists(ckpt_path);
+    int resumed = o->resume && ckpt_exists(ckpt_path);
     if (resumed) {
         if (ckpt_load(&tr, ckpt_path, err)) goto done;
         if (!tr.m->tok) {

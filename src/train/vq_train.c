@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -15,6 +14,7 @@
 #include "data/shapes.h"
 #include "data/shapes_analyze.h"
 #include "train/adamw.h"
+#include "train/ckpt.h"
 
 typedef struct vq_trainer {
     vq_config c;
@@ -72,11 +72,8 @@ static int save(const vq_trainer *t, const train_options *o, const char *path, i
     st_writer *w = st_writer_new();
     if (!w) return loom_error_set(err, "out of memory");
     char *cfg = vq_config_to_json(&t->c), *recipe = recipe_json(o, t->step);
-    char state[512];
-    snprintf(state, sizeof state,
-             "{\"step\":%" PRId64 ",\"rng\":[\"%016" PRIx64 "\",\"%016" PRIx64 "\",\"%016" PRIx64
-             "\",\"%016" PRIx64 "\"]}",
-             t->step, t->rng.s[0], t->rng.s[1], t->rng.s[2], t->rng.s[3]);
+    char state[CKPT_STATE_MAX];
+    ckpt_state_format(state, t->step, &t->rng);
     int rc = cfg && recipe ? 0 : loom_error_set(err, "out of memory");
     if (!rc) rc = st_writer_meta(w, "format", VQ_FILE_FORMAT, err);
     if (!rc) rc = st_writer_meta(w, "vq", cfg, err);
@@ -113,27 +110,7 @@ static int load_checkpoint(vq_trainer *t, const char *path, loom_error *err) {
     if (!rc) rc = params_read(&t->st, f, "", t->state, err);
     if (!rc) rc = params_read(&t->pt, f, "adam.m.", t->mo, err);
     if (!rc) rc = params_read(&t->pt, f, "adam.v.", t->vo, err);
-    cJSON *s = NULL;
-    if (!rc) {
-        const char *state = st_meta(f, "trainer");
-        s = state ? cJSON_Parse(state) : NULL;
-        const cJSON *step = s ? cJSON_GetObjectItemCaseSensitive(s, "step") : NULL;
-        const cJSON *rng = s ? cJSON_GetObjectItemCaseSensitive(s, "rng") : NULL;
-        if (!cJSON_IsNumber(step) || step->valuedouble < 0 || !cJSON_IsArray(rng) ||
-            cJSON_GetArraySize(rng) != 4) {
-            rc = loom_error_set(err, "%s: missing or bad trainer state", path);
-        } else {
-            t->step = (int64_t)step->valuedouble;
-            for (int i = 0; i < 4 && !rc; i++) {
-                const cJSON *h = cJSON_GetArrayItem(rng, i);
-                if (!cJSON_IsString(h) || strlen(h->valuestring) != 16)
-                    rc = loom_error_set(err, "%s: bad rng state", path);
-                else
-                    t->rng.s[i] = strtoull(h->valuestring, NULL, 16);
-            }
-        }
-    }
-    cJSON_Delete(s);
+    if (!rc) rc = ckpt_state_parse(st_meta(f, "trainer"), path, &t->step, &t->rng, err);
     st_close(f);
     return rc;
 }
@@ -236,21 +213,14 @@ static int evaluate(vq_trainer *t, vq_acts *a, int64_t n_batches, int32_t B, int
     return rc;
 }
 
-static int file_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
 int vq_train_run(const train_options *o, loom_error *err) {
     if (strcmp(o->data, "shapes") != 0)
         return loom_error_set(err, "--vq-only trains on \"shapes\" (generated scenes); got %s", o->data);
     if (o->batch < 1 || o->steps < 1) return loom_error_set(err, "batch and steps must be positive");
     char ckpt_path[4096], log_path[4096];
-    if (snprintf(ckpt_path, sizeof ckpt_path, "%s", o->ckpt ? o->ckpt : o->out) >= (int)sizeof ckpt_path - 6 ||
-        snprintf(log_path, sizeof log_path, "%s", o->log ? o->log : o->out) >= (int)sizeof log_path - 9)
+    if (ckpt_path_join(ckpt_path, sizeof ckpt_path, o->ckpt ? o->ckpt : o->out, o->ckpt ? "" : ".ckpt") ||
+        ckpt_path_join(log_path, sizeof log_path, o->log ? o->log : o->out, o->log ? "" : ".log.csv"))
         return loom_error_set(err, "%s: path too long", o->out);
-    if (!o->ckpt) strcat(ckpt_path, ".ckpt");
-    if (!o->log) strcat(log_path, ".log.csv");
     loom_threads_set(o->threads);
 
     vq_trainer t;
@@ -262,7 +232,7 @@ int vq_train_run(const train_options *o, loom_error *err) {
     FILE *logf = NULL;
     int rc = -1;
     const int32_t B = o->batch, side = o->vq_side;
-    const int resumed = o->resume && file_exists(ckpt_path);
+    const int resumed = o->resume && ckpt_exists(ckpt_path);
     if (resumed) {
         if (load_checkpoint(&t, ckpt_path, err)) goto done;
         loom_log(LOOM_LOG_INFO, "loom: resuming from %s at step %" PRId64, ckpt_path, t.step);
