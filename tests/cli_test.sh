@@ -74,7 +74,7 @@ expect "loom (no command)" 1 err "usage: loom <command>" -- "$loom"
 for cmd in train generate data bench; do
     expect "loom $cmd --help" 0 out "usage: loom $cmd" -- "$loom" "$cmd" --help
 done
-expect "loom info --help" 0 out "usage: loom info MODEL" -- "$loom" info --help
+expect "loom info --help" 0 out "usage: loom info FILE" -- "$loom" info --help
 expect "loom train -h" 0 out "--steps N" -- "$loom" train -h
 
 # ---- bad command lines ----
@@ -99,7 +99,7 @@ expect "generate: --top-p 2" 1 err "--top-p" "out of range" -- "$loom" generate 
 expect "generate: -n x" 1 err "-n" "not an integer" -- "$loom" generate -p hi -n x
 expect "bench: --steps x" 1 err "--steps" "not an integer" -- "$loom" bench --steps x
 expect "data: no --n" 1 err "loom: data: --n N is required" -- "$loom" data shapes-text
-expect "info: no model" 1 err "usage: loom info MODEL" -- "$loom" info
+expect "info: no model" 1 err "usage: loom info FILE" -- "$loom" info
 
 # ---- bad model files ----
 expect "generate: missing model" 1 err "loom: generate: " "$tmp/none.safetensors" -- \
@@ -223,6 +223,8 @@ expect "imagine: -n 2 writes two files" 0 out "$tmp/k-1.png" "$tmp/k-2.png" -- "
 expect "imagine: needs -p and -o" 1 err "loom: imagine: -p and -o are required" -- "$loom" imagine -m "$gmodel" -p "x"
 expect "imagine: model without image output" 1 err "no image output" -- "$loom" imagine -m "$imodel" -p "x" -o "$tmp/c.png"
 expect "imagine: unwritable output" 1 err "loom: imagine: $tmp/nodir/c.png" -- "$loom" imagine -m "$gmodel" -p "x" -o "$tmp/nodir/c.png" -t 1
+expect "info: a VQ file" 0 out "VQ file:" "vq.codebook" -- "$loom" info "$tmp/vq.st"
+expect "info: image output" 0 out "image out:" "vq.enc.0.weight" -- "$loom" info "$gmodel"
 expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
 expect "caption: still works on a model with image output" 0 out -- "$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png"
 

@@ -22,6 +22,7 @@
 #include "loom.h"
 #include "model/model.h"
 #include "train/train.h"
+#include "train/vq_train.h"
 
 #define DEFAULT_MODEL "models/loom-text.safetensors"
 
@@ -359,33 +360,81 @@ static int cmd_generate(int argc, char **argv) {
 /* ------------------------------------------------------------------------ */
 /* info */
 
+static void print_table(const param_table *t) {
+    for (int32_t i = 0; i < t->n; i++) {
+        const param_info *p = &t->info[i];
+        printf("  %-32s F32 [", p->name);
+        for (int32_t d = 0; d < p->ndim; d++) printf("%s%" PRId64, d ? ", " : "", p->shape[d]);
+        printf("]\n");
+    }
+}
+
+/* A VQ file (loom train --vq-only): its config, recipe and tensors. */
+static int info_vq(const char *path) {
+    loom_error err = {{0}};
+    vq_config c;
+    param_table pt, st;
+    float *pb, *sb;
+    if (vq_file_load(path, &c, &pt, &pb, &st, &sb, &err)) return cli_fail(path, err.msg);
+    char *cj = vq_config_to_json(&c);
+    st_file *f = st_open(path, &err);
+    const char *train = f ? st_meta(f, "train") : NULL;
+    printf("VQ file:      %s\n", path);
+    printf("parameters:   %zu (+ %zu codebook and EMA floats)\n", pt.total, st.total);
+    printf("config:       %s\n", cj ? cj : "?");
+    if (train) printf("train:        %s\n", train);
+    printf("tensors:\n");
+    print_table(&pt);
+    print_table(&st);
+    free(cj);
+    st_close(f);
+    params_free(&pt), params_free(&st);
+    free(pb), free(sb);
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     if (argc != 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         fprintf(argc == 2 ? stdout : stderr,
-                "usage: loom info MODEL\n\nPrints a model's config, parameter count, tokenizer "
-                "size, training recipe and tensors.\n");
+                "usage: loom info FILE\n\nPrints a model's config, parameter count, tokenizer "
+                "size, image input and output, training recipe and tensors (or a VQ file's).\n");
         return argc == 2 ? 0 : 1;
     }
     loom_error err = {{0}};
+    st_file *f = st_open(argv[1], &err);
+    if (!f) return cli_fail(argv[1], err.msg);
+    const char *format = st_meta(f, "format");
+    int is_vq = format && !strcmp(format, VQ_FILE_FORMAT);
+    st_close(f);
+    if (is_vq) return info_vq(argv[1]);
     loom_model *m = model_load(argv[1], &err);
     if (!m) return cli_fail(argv[1], err.msg);
     const decoder_config *c = &m->cfg;
     printf("model:        %s\n", argv[1]);
-    printf("parameters:   %" PRId64 "\n", decoder_param_count(c));
-    printf("vocab_size:   %d (tokenizer %d)\n", c->vocab_size, m->tok ? tokenizer_vocab_size(m->tok) : 0);
+    printf("parameters:   %zu", m->table.total);
+    if (m->gen.n_codes > 0) printf(" (+ VQ head %zu, + %zu codebook and EMA floats)", m->vq_table.total, m->vq_state.total);
+    printf("\nvocab_size:   %d (tokenizer %d", c->vocab_size, m->tok ? tokenizer_vocab_size(m->tok) : 0);
+    if (m->gen.n_codes > 0) printf(", image codes %d..%d", m->gen.code_base, m->gen.code_base + m->gen.n_codes - 1);
+    printf(")\n");
     printf("d_model:      %d\nn_layers:     %d\nn_heads:      %d\nn_kv_heads:   %d\n", c->d_model,
            c->n_layers, c->n_heads, c->n_kv_heads);
     printf("d_ff:         %d\nmax_seq:      %d\nwindow:       %d\nrope_theta:   %g\n", c->d_ff,
            c->max_seq, c->window, c->rope_theta);
     printf("norm_eps:     %g\ntied head:    %s\n", c->norm_eps, c->tie_embeddings ? "yes" : "no");
+    if (m->img.patch_size > 0)
+        printf("image in:     %dx%d patches, budget %d x %d patches\n", m->img.patch_size,
+               m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols);
+    if (m->gen.n_codes > 0) {
+        char *vj = vq_config_to_json(&m->vqc);
+        printf("image out:    %d x %d codes of %d (%d x %d pixels); VQ %s\n", m->gen.rows, m->gen.cols,
+               m->gen.n_codes, model_gen_width(m), model_gen_height(m), vj ? vj : "?");
+        free(vj);
+    }
     if (m->train_json) printf("train:        %s\n", m->train_json);
     printf("tensors:\n");
-    for (int32_t i = 0; i < m->table.n; i++) {
-        const param_info *p = &m->table.info[i];
-        printf("  %-22s F32 [", p->name);
-        for (int32_t d = 0; d < p->ndim; d++) printf("%s%" PRId64, d ? ", " : "", p->shape[d]);
-        printf("]\n");
-    }
+    print_table(&m->table);
+    print_table(&m->vq_table);
+    print_table(&m->vq_state);
     model_free(m);
     return 0;
 }

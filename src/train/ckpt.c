@@ -45,3 +45,9 @@ int ckpt_exists(const char *path) {
 int ckpt_path_join(char *out, size_t cap, const char *base, const char *suffix) {
     return snprintf(out, cap, "%s%s", base, suffix) >= (int)cap ? -1 : 0;
 }
+
+double ckpt_short_float(float x) {
+    char buf[32];
+    snprintf(buf, sizeof buf, "%.7g", (double)x);
+    return strtod(buf, NULL);
+}

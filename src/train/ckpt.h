@@ -17,6 +17,8 @@ void ckpt_state_format(char *buf, int64_t step, const loom_rng *rng);
 /* Parses it back; -1 with err set ("PATH: ...") if json is NULL or malformed. */
 int ckpt_state_parse(const char *json, const char *path, int64_t *step, loom_rng *rng,
                      loom_error *err);
+/* A float as its shortest decimal (0.002, not 0.0020000000949949026), for recipes. */
+double ckpt_short_float(float x);
 /* 1 if path exists. */
 int ckpt_exists(const char *path);
 /* out = base + suffix, or -1 if it does not fit cap. */

@@ -49,12 +49,6 @@ train_options train_default_options(void) {
     return o;
 }
 
-/* A float as its shortest decimal (0.002, not 0.0020000000949949026). */
-static double short_float(float x) {
-    char buf[32];
-    snprintf(buf, sizeof buf, "%.7g", (double)x);
-    return strtod(buf, NULL);
-}
 
 /* The recipe: everything that determines the run, stored in checkpoints and
  * in the final model's metadata. */
@@ -66,13 +60,13 @@ static char *recipe_json(const train_options *o, int64_t step) {
     cJSON_AddNumberToObject(j, "accum", o->accum);
     cJSON_AddNumberToObject(j, "steps", (double)o->steps);
     cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
-    cJSON_AddNumberToObject(j, "lr", short_float(o->lr));
-    cJSON_AddNumberToObject(j, "min_lr", short_float(o->min_lr));
-    cJSON_AddNumberToObject(j, "weight_decay", short_float(o->weight_decay));
-    cJSON_AddNumberToObject(j, "beta1", short_float(o->beta1));
-    cJSON_AddNumberToObject(j, "beta2", short_float(o->beta2));
-    cJSON_AddNumberToObject(j, "grad_clip", short_float(o->grad_clip));
-    cJSON_AddNumberToObject(j, "eval_frac", short_float(o->eval_frac));
+    cJSON_AddNumberToObject(j, "lr", ckpt_short_float(o->lr));
+    cJSON_AddNumberToObject(j, "min_lr", ckpt_short_float(o->min_lr));
+    cJSON_AddNumberToObject(j, "weight_decay", ckpt_short_float(o->weight_decay));
+    cJSON_AddNumberToObject(j, "beta1", ckpt_short_float(o->beta1));
+    cJSON_AddNumberToObject(j, "beta2", ckpt_short_float(o->beta2));
+    cJSON_AddNumberToObject(j, "grad_clip", ckpt_short_float(o->grad_clip));
+    cJSON_AddNumberToObject(j, "eval_frac", ckpt_short_float(o->eval_frac));
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     cJSON_AddNumberToObject(j, "step", (double)step);
     char *s = cJSON_PrintUnformatted(j);

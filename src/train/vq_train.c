@@ -51,13 +51,13 @@ static char *recipe_json(const train_options *o, int64_t step) {
     cJSON_AddStringToObject(j, "data", o->data);
     cJSON_AddNumberToObject(j, "batch", o->batch);
     cJSON_AddNumberToObject(j, "vq_side", o->vq_side);
-    cJSON_AddNumberToObject(j, "vq_restart", o->vq_restart);
+    cJSON_AddNumberToObject(j, "vq_restart", ckpt_short_float(o->vq_restart));
     cJSON_AddNumberToObject(j, "steps", (double)o->steps);
     cJSON_AddNumberToObject(j, "warmup", (double)o->warmup);
-    cJSON_AddNumberToObject(j, "lr", o->lr);
-    cJSON_AddNumberToObject(j, "min_lr", o->min_lr);
-    cJSON_AddNumberToObject(j, "weight_decay", o->weight_decay);
-    cJSON_AddNumberToObject(j, "grad_clip", o->grad_clip);
+    cJSON_AddNumberToObject(j, "lr", ckpt_short_float(o->lr));
+    cJSON_AddNumberToObject(j, "min_lr", ckpt_short_float(o->min_lr));
+    cJSON_AddNumberToObject(j, "weight_decay", ckpt_short_float(o->weight_decay));
+    cJSON_AddNumberToObject(j, "grad_clip", ckpt_short_float(o->grad_clip));
     cJSON_AddNumberToObject(j, "seed", (double)o->seed);
     cJSON_AddNumberToObject(j, "step", (double)step);
     char *s = cJSON_PrintUnformatted(j);
@@ -283,8 +283,8 @@ int vq_train_run(const train_options *o, loom_error *err) {
         float loss;
         if (vq_forward(&t.c, &t.w, a, pixels, B, side, side, NULL, &loss, err)) goto done;
         vq_backward(&t.c, &t.w, &t.g, a, 1.0f);
-        double norm = grad_clip(t.grads, t.pt.total, o->grad_clip);
-        float lr = lr_schedule(t.step, o->warmup, o->steps, o->lr, o->min_lr);
+        double norm = grad_clip(t.grads, t.pt.total, ckpt_short_float(o->grad_clip));
+        float lr = lr_schedule(t.step, o->warmup, o->steps, o->lr, ckpt_short_float(o->min_lr));
         adamw_params ap = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = 1e-8f,
                            .weight_decay = o->weight_decay};
         adamw_step(&t.pt, t.params, t.grads, t.mo, t.vo, ap, t.step + 1);
