@@ -104,6 +104,24 @@ elif ! "$python" "$here/vq_parity.py" "$dir"; then
 fi
 configs="$configs vq"
 
+# The log-mel spectrogram: mel_dump --out OUT/mel, then mel_parity.py (whisper's formula with
+# torch.stft in float64): every value within 1e-4, the filterbank within 1e-12.
+mel_dump="$build/tests/reference/mel_dump"
+dir="$out/mel"
+rm -rf "$dir"
+mkdir -p "$dir"
+echo "=== mel: $mel_dump --out $dir"
+if [ ! -x "$mel_dump" ]; then
+    echo "run_parity: $mel_dump: not found or not executable (build the mel_dump target)" >&2
+    failed="$failed mel"
+elif ! "$mel_dump" --out "$dir"; then
+    echo "run_parity: mel: mel_dump failed" >&2
+    failed="$failed mel"
+elif ! "$python" "$here/mel_parity.py" "$dir"; then
+    failed="$failed mel"
+fi
+configs="$configs mel"
+
 if [ -n "$failed" ]; then
     echo "run_parity: FAILED:$failed"
     exit 1
