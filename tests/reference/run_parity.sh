@@ -8,8 +8,8 @@
 # mha: H=KVH=2, tied) runs
 #     BUILD_DIR/tests/reference/parity_dump --config NAME --out OUT/NAME
 # then check_parity.py OUT/NAME, where OUT = BUILD_DIR/tests/reference/parity_out (kept for
-# inspection). Then the patch projector (patch_dump + patch_parity.py) and the VQ autoencoder
-# (vq_dump + vq_parity.py), each in OUT/patch and OUT/vq. Exits nonzero if any config fails.
+# inspection). Then the modules (patch projector, VQ autoencoder, log-mel): NAME_dump +
+# NAME_parity.py, each in OUT/NAME. Exits nonzero if any config fails.
 #
 # Python: the first of $LOOM_PYTHON, /usr/bin/python3, python3 that can `import torch, numpy`.
 set -u
@@ -67,60 +67,32 @@ for name in $configs; do
     fi
 done
 
-# The image patch projector: BUILD_DIR/tests/reference/patch_dump --out OUT/patch, then
-# patch_parity.py OUT/patch (patchify and the linear layer recomputed in float64).
-patch_dump="$build/tests/reference/patch_dump"
-dir="$out/patch"
-rm -rf "$dir"
-mkdir -p "$dir"
-echo "=== patch: $patch_dump --out $dir"
-if [ ! -x "$patch_dump" ]; then
-    echo "run_parity: $patch_dump: not found or not executable (build the patch_dump target)" >&2
-    failed="$failed patch"
-elif ! "$patch_dump" --out "$dir"; then
-    echo "run_parity: patch: patch_dump failed" >&2
-    failed="$failed patch"
-elif ! "$python" "$here/patch_parity.py" "$dir"; then
-    failed="$failed patch"
-fi
-configs="$configs patch"
-
-# The VQ image autoencoder: BUILD_DIR/tests/reference/vq_dump --out OUT/vq, then vq_parity.py
-# OUT/vq (PyTorch conv2d/conv_transpose2d reference in float64, vq_ref.py): codes exactly,
-# z_e, reconstruction, loss, every gradient and one EMA codebook update within tolerance.
-vq_dump="$build/tests/reference/vq_dump"
-dir="$out/vq"
-rm -rf "$dir"
-mkdir -p "$dir"
-echo "=== vq: $vq_dump --out $dir"
-if [ ! -x "$vq_dump" ]; then
-    echo "run_parity: $vq_dump: not found or not executable (build the vq_dump target)" >&2
-    failed="$failed vq"
-elif ! "$vq_dump" --out "$dir"; then
-    echo "run_parity: vq: vq_dump failed" >&2
-    failed="$failed vq"
-elif ! "$python" "$here/vq_parity.py" "$dir"; then
-    failed="$failed vq"
-fi
-configs="$configs vq"
-
-# The log-mel spectrogram: mel_dump --out OUT/mel, then mel_parity.py (whisper's formula with
-# torch.stft in float64): every value within 1e-4, the filterbank within 1e-12.
-mel_dump="$build/tests/reference/mel_dump"
-dir="$out/mel"
-rm -rf "$dir"
-mkdir -p "$dir"
-echo "=== mel: $mel_dump --out $dir"
-if [ ! -x "$mel_dump" ]; then
-    echo "run_parity: $mel_dump: not found or not executable (build the mel_dump target)" >&2
-    failed="$failed mel"
-elif ! "$mel_dump" --out "$dir"; then
-    echo "run_parity: mel: mel_dump failed" >&2
-    failed="$failed mel"
-elif ! "$python" "$here/mel_parity.py" "$dir"; then
-    failed="$failed mel"
-fi
-configs="$configs mel"
+# One module's parity: BUILD_DIR/tests/reference/NAME_dump --out OUT/NAME, then
+# NAME_parity.py OUT/NAME. The modules:
+#   patch  the image patch projector: patchify and the linear layer recomputed in float64
+#   vq     the VQ image autoencoder (PyTorch conv2d/conv_transpose2d in float64, vq_ref.py):
+#          codes exactly, z_e, reconstruction, loss, every gradient, one EMA codebook update
+#   mel    the log-mel spectrogram (whisper's formula with torch.stft in float64): every
+#          value within 1e-4, the filterbank within 1e-12
+module_parity() {
+    local name="$1" bin="$build/tests/reference/$1_dump" dir="$out/$1"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    echo "=== $name: $bin --out $dir"
+    if [ ! -x "$bin" ]; then
+        echo "run_parity: $bin: not found or not executable (build the ${name}_dump target)" >&2
+        failed="$failed $name"
+    elif ! "$bin" --out "$dir"; then
+        echo "run_parity: $name: ${name}_dump failed" >&2
+        failed="$failed $name"
+    elif ! "$python" "$here/${name}_parity.py" "$dir"; then
+        failed="$failed $name"
+    fi
+    configs="$configs $name"
+}
+for m in patch vq mel; do
+    module_parity "$m"
+done
 
 if [ -n "$failed" ]; then
     echo "run_parity: FAILED:$failed"
