@@ -234,6 +234,29 @@ static void check_cache_vs_forward(const char *label, decoder_config cfg, int32_
     }
     if (!(d2 <= tol)) fail_msg("%s: after reset, last position differs by %.3g", label, d2);
 
+    /* prefill the first half at once, step the rest: same logits */
+    const int32_t half = T / 2 > 0 ? T / 2 : 1;
+    decoder_cache_reset(kc);
+    decoder_acts *ap = decoder_acts_new(&cfg, 1, T, &err);
+    if (!ap) fail_msg("acts: %s", err.msg);
+    decoder_embed(&cfg, &m->w, tokens, half, ap->x0);
+    if (decoder_prefill(&cfg, &m->w, kc, ap, half, logits, &err)) fail_msg("%s: prefill: %s", label, err.msg);
+    assert_int_equal(kc->n, half);
+    double d3 = 0.0;
+    for (int32_t t = half - 1; t < T; t++) {
+        if (t >= half && decoder_step_token(&cfg, &m->w, kc, tokens[t], logits, &err))
+            fail_msg("%s: step %d after prefill: %s", label, t, err.msg);
+        for (int32_t v = 0; v < V; v++) {
+            double d = fabs((double)logits[v] - a->logits[(size_t)t * V + v]);
+            if (!(d <= d3)) d3 = d;
+        }
+    }
+    printf("prefill %d + steps vs forward [%s]: max |diff| %.3g\n", half, label, d3);
+    if (!(d3 <= tol)) fail_msg("%s: prefill + steps differ from the forward by %.3g", label, d3);
+    /* prefill needs an empty cache */
+    assert_int_equal(decoder_prefill(&cfg, &m->w, kc, ap, half, logits, &err), -1);
+    decoder_acts_free(ap);
+
     free(logits);
     free(tokens);
     decoder_cache_free(kc);

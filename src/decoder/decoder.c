@@ -663,6 +663,24 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
     return 0;
 }
 
+int decoder_prefill(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                    decoder_acts *a, int32_t T, float *logits, loom_error *err) {
+    if (kc->n != 0) return loom_error_set(err, "prefill needs an empty cache");
+    if (T < 1 || T > kc->max_seq || T > a->T || a->B < 1)
+        return loom_error_set(err, "prefill of %d positions (cache %d, activations %d)", T,
+                              kc->max_seq, a->T);
+    const int64_t S = kc->max_seq, V = c->vocab_size;
+    const int64_t KD = (int64_t)c->n_kv_heads * (c->d_model / c->n_heads);
+    decoder_forward(c, w, a, 1, T, NULL);
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        memcpy(kc->k + (size_t)l * S * KD, a->k + (size_t)l * T * KD, (size_t)T * KD * sizeof(float));
+        memcpy(kc->v + (size_t)l * S * KD, a->v + (size_t)l * T * KD, (size_t)T * KD * sizeof(float));
+    }
+    kc->n = T;
+    if (logits) memcpy(logits, a->logits + (size_t)(T - 1) * V, (size_t)V * sizeof(float));
+    return 0;
+}
+
 int decoder_step_token(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
                        int32_t token, float *logits, loom_error *err) {
     if (token < 0 || token >= c->vocab_size)

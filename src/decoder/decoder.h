@@ -142,6 +142,14 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
 int decoder_step_token(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
                        int32_t token, float *logits, loom_error *err);
 
+/* Fills an empty cache with T positions at once: the full forward on
+ * a->x0 (1, T, C) (the caller writes it; a made for B = 1 and at least T
+ * positions), its keys and values copied into the cache, the logits (V) of
+ * the last position written if logits != NULL. Matrix-matrix work instead of
+ * T matrix-vector steps; the result equals stepping up to float rounding. */
+int decoder_prefill(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
+                    decoder_acts *a, int32_t T, float *logits, loom_error *err);
+
 /* Parameter count (floats) of a config. */
 int64_t decoder_param_count(const decoder_config *c);
 

@@ -11,6 +11,7 @@ struct loom_infer {
     const loom_model *m;
     decoder_cache *kc;
     decoder_cache *kc_uncond; /* classifier-free guidance: the empty prompt's cache (lazy) */
+    decoder_acts *acts;  /* (1, max_seq): the prompt runs as one batch (decoder_prefill) */
     fusion_batch fb;   /* one row of max_seq positions */
     float *x0;         /* (max_seq, C) */
     float *scratch;    /* (max_patches, C) */
@@ -32,6 +33,8 @@ loom_infer *infer_new(const loom_model *m, loom_error *err) {
     const int64_t max_patches = P > 0 ? (int64_t)m->img.max_patch_rows * m->img.max_patch_cols : 0;
     inf->kc = decoder_cache_new(&m->cfg, T, err);
     if (!inf->kc) goto fail;
+    inf->acts = decoder_acts_new(&m->cfg, 1, T, err);
+    if (!inf->acts) goto fail;
     if (fusion_batch_init(&inf->fb, 1, T, P * P * 3, max_patches, err)) goto fail;
     inf->x0 = floats_alloc((size_t)T * C);
     inf->scratch = floats_alloc((size_t)(max_patches ? max_patches : 1) * C);
@@ -65,6 +68,7 @@ void infer_free(loom_infer *inf) {
     if (!inf) return;
     decoder_cache_free(inf->kc);
     decoder_cache_free(inf->kc_uncond);
+    decoder_acts_free(inf->acts);
     free(inf->allowed_codes);
     free(inf->logits_uncond);
     fusion_batch_free(&inf->fb);
@@ -104,10 +108,8 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
     model_embed(m, &inf->fb, inf->x0, inf->scratch);
     const int32_t len = inf->fb.len[0];
     decoder_cache_reset(inf->kc);
-    for (int32_t t = 0; t < len; t++)
-        if (decoder_step(&m->cfg, &m->w, inf->kc, inf->x0 + (size_t)t * C,
-                         t == len - 1 ? inf->logits : NULL, err))
-            return -1;
+    memcpy(inf->acts->x0, inf->x0, (size_t)len * C * sizeof(float));
+    if (decoder_prefill(&m->cfg, &m->w, inf->kc, inf->acts, len, inf->logits, err)) return -1;
     sampler_params greedy = {.temp = 0.0f};
     size_t used = 0;
     char piece[TOKENIZER_MAX_TOKEN_BYTES];
@@ -129,13 +131,12 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
 }
 
 /* Runs tokens through a fresh cache; logits of the last one. */
-static int prefill_tokens(const loom_model *m, decoder_cache *kc, const int32_t *ids, int32_t n,
-                          float *logits, loom_error *err) {
+static int prefill_tokens(const loom_model *m, decoder_cache *kc, decoder_acts *a,
+                          const int32_t *ids, int32_t n, float *logits, loom_error *err) {
     decoder_cache_reset(kc);
     if (n > kc->max_seq) return loom_error_set(err, "prompt is %d tokens; the context holds %d", n, kc->max_seq);
-    for (int32_t t = 0; t < n; t++)
-        if (decoder_step_token(&m->cfg, &m->w, kc, ids[t], t == n - 1 ? logits : NULL, err)) return -1;
-    return 0;
+    decoder_embed(&m->cfg, &m->w, ids, n, a->x0);
+    return decoder_prefill(&m->cfg, &m->w, kc, a, n, logits, err);
 }
 
 int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
@@ -158,12 +159,12 @@ int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
     inf->ids[0] = TOKEN_BOS;
     inf->ids[n + 1] = TOKEN_SEP;
     inf->ids[n + 2] = TOKEN_BOI;
-    if (prefill_tokens(m, inf->kc, inf->ids, (int32_t)n + 3, inf->logits, err)) return -1;
+    if (prefill_tokens(m, inf->kc, inf->acts, inf->ids, (int32_t)n + 3, inf->logits, err)) return -1;
     const int guide = p->cfg_scale != 1.0f;
     if (guide) {
         if (!inf->kc_uncond && !(inf->kc_uncond = decoder_cache_new(&m->cfg, T, err))) return -1;
         const int32_t empty[3] = {TOKEN_BOS, TOKEN_SEP, TOKEN_BOI};
-        if (prefill_tokens(m, inf->kc_uncond, empty, 3, inf->logits_uncond, err)) return -1;
+        if (prefill_tokens(m, inf->kc_uncond, inf->acts, empty, 3, inf->logits_uncond, err)) return -1;
     }
     loom_rng rng;
     rng_seed(&rng, p->seed);
