@@ -3,12 +3,17 @@
 #
 #   bench/run.sh [--steps N] [--warmup N] [--gen-tokens N]
 #
-# Times training (forward + backward + clip + AdamW, random tokens) and
-# single-stream greedy generation with a KV cache (prefill included) for the
-# config below (about 5M parameters), with loom (build/loom bench) and with
-# PyTorch (bench/torch_bench.py, the same model in tests/reference/loom_ref.py)
-# in its default thread setting and with 2 threads, then prints the ratios
-# against PyTorch's faster setting. Needs build/ (scripts/bootstrap.sh).
+# In one invocation:
+#  1. the machine's fp32 FMA peak and loom's sgemm against OpenBLAS at every
+#     shape of the training step below (build/bench/sgemm_bench);
+#  2. training (forward + backward + clip + AdamW, random tokens) and
+#     single-stream greedy generation with a KV cache (prefill included) for
+#     the config below (about 5M parameters), with loom (build/loom bench) and
+#     with PyTorch (bench/torch_bench.py, the same model as
+#     tests/reference/loom_ref.py) in its default thread setting and with 2
+#     threads; the ratios against PyTorch's faster setting, and the fraction
+#     of the FMA peak that loom's training step reaches.
+# Needs build/ (scripts/bootstrap.sh). Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=10 warmup=2 gen=128
@@ -29,6 +34,10 @@ done
 
 echo "config: d_model $D, $L layers, $H heads ($KVH kv), d_ff $F, vocab $V, batch $B x seq $T;" \
      "$steps timed steps after $warmup; $gen generated tokens; $(nproc) cores"
+sgemm_out=$(build/bench/sgemm_bench)
+echo "$sgemm_out"
+echo
+peak=$(echo "$sgemm_out" | sed -n 's/^fp32 FMA peak.* GFLOP\/s on 1 thread, \([0-9.]*\) GFLOP\/s on.*/\1/p')
 loom_json=$(build/loom bench --json --d-model $D --layers $L --heads $H --kv-heads $KVH --d-ff $F \
     --vocab $V --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
 torch_args=(--d-model $D --n-layers $L --n-heads $H --n-kv-heads $KVH --d-ff $F --vocab $V
@@ -36,9 +45,10 @@ torch_args=(--d-model $D --n-layers $L --n-heads $H --n-kv-heads $KVH --d-ff $F 
 torch_default=$("$py" bench/torch_bench.py "${torch_args[@]}" | tail -1)
 torch_2=$("$py" bench/torch_bench.py "${torch_args[@]}" --threads 2 | tail -1)
 
-"$py" - "$loom_json" "$torch_default" "$torch_2" <<'PY'
+"$py" - "$loom_json" "$torch_default" "$torch_2" "${peak:-0}" <<'PY'
 import json, sys
 loom, td, t2 = (json.loads(s) for s in sys.argv[1:4])
+peak = float(sys.argv[4])
 def row(name, key):
     best = max(td[key], t2[key])
     print("%-26s %10.0f %14.0f %14.0f %8.2fx" % (name, loom[key], td[key], t2[key], loom[key] / best))
@@ -48,4 +58,8 @@ row("train tok/s", "train_tok_s")
 row("generate tok/s (KV cache)", "gen_tok_s")
 print("loom: %d threads, %.1f GFLOP/s in training (6 x %d params per token); ratio = loom / faster torch"
       % (loom["threads"], loom["train_gflops"], loom["params"]))
+if peak > 0:
+    print("training step: %.0f%% of the %.0f GFLOP/s FMA peak (loom), %.0f%% (torch, faster setting)"
+          % (100 * loom["train_gflops"] / peak, peak,
+             100 * loom["train_gflops"] * max(td["train_tok_s"], t2["train_tok_s"]) / loom["train_tok_s"] / peak))
 PY

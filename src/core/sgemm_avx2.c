@@ -39,12 +39,8 @@
         }                                                                           \
     } while (0)
 
-/* The 6x16 tile: 12 accumulators, per k two B vectors and six A broadcasts.
- * Inlined twice below: with A's strides as constants (a packed micro-panel,
- * the common case: the broadcasts become fixed offsets) and as variables. */
-static inline __attribute__((always_inline)) void
-kernel_6x16(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float *b, float *c,
-            int64_t ldc, float beta) {
+void loom_sgemm_kernel_avx2_6x16(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
+                                 const float *b, float *c, int64_t ldc, float beta) {
     /* the C tile is needed only at the end: start fetching it now */
     for (int i = 0; i < 6; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
@@ -57,7 +53,6 @@ kernel_6x16(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float 
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
     const int64_t r1 = a_rs, r2 = 2 * a_rs, r3 = 3 * a_rs, r4 = 4 * a_rs, r5 = 5 * a_rs;
-#pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
         const __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 av;
@@ -88,12 +83,6 @@ kernel_6x16(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs, const float 
     STORE_ROW(3, c30, c31);
     STORE_ROW(4, c40, c41);
     STORE_ROW(5, c50, c51);
-}
-
-void loom_sgemm_kernel_avx2_6x16(int64_t kc, const float *a, int64_t a_rs, int64_t a_cs,
-                                 const float *b, float *c, int64_t ldc, float beta) {
-    if (a_rs == 1 && a_cs == 6) kernel_6x16(kc, a, 1, 6, b, c, ldc, beta); /* packed A */
-    else kernel_6x16(kc, a, a_rs, a_cs, b, c, ldc, beta);
 }
 
 /* In place: r[i] = row i (8 values) -> r[j] = column j (8 values). */
