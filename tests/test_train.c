@@ -33,6 +33,7 @@
 #include "data/shapes.h"
 #include "fusion/tokenizer.h"
 #include "model/model.h"
+#include "train/ckpt.h"
 #include "train/data.h"
 #include "train/train.h"
 
@@ -509,8 +510,27 @@ static int teardown(void **state) {
     return 0;
 }
 
+/* A run killed between checkpoints re-runs the steps after the last one:
+ * on resume the log keeps only the rows up to the checkpoint's step. */
+static void test_log_truncate(void **state) {
+    (void)state;
+    loom_error err = {{0}};
+    char path[1024];
+    path_in(path, sizeof path, "trunc.log.csv");
+    write_file(path, "step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n");
+    assert_int_equal(ckpt_log_truncate(path, 2, &err), 0);
+    size_t len;
+    char *got = read_text(path, &len);
+    assert_string_equal(got, "step,loss\n1,0.5\n2,0.4\n");
+    free(got);
+    path_in(path, sizeof path, "absent.log.csv");
+    assert_int_equal(ckpt_log_truncate(path, 2, &err), 0); /* nothing to do */
+    assert_false(file_exists(path));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_log_truncate),
         cmocka_unit_test(test_resume_bit_exact),
         cmocka_unit_test(test_jsonl_loss_mask),
         cmocka_unit_test(test_long_records_any_order),

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 void ckpt_state_format(char *buf, int64_t step, const loom_rng *rng) {
     snprintf(buf, CKPT_STATE_MAX,
@@ -50,4 +51,38 @@ double ckpt_short_float(float x) {
     char buf[32];
     snprintf(buf, sizeof buf, "%.7g", (double)x);
     return strtod(buf, NULL);
+}
+
+int ckpt_log_truncate(const char *path, int64_t step, loom_error *err) {
+    FILE *in = fopen(path, "rb");
+    if (!in) return 0;
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        fclose(in);
+        return loom_error_set(err, "%s: path too long", path);
+    }
+    FILE *out = fopen(tmp, "wb");
+    if (!out) {
+        fclose(in);
+        return loom_error_set(err, "%s: cannot write", tmp);
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int first = 1, ok = 1;
+    while ((n = getline(&line, &cap, in)) >= 0) {
+        char *end;
+        long long s = strtoll(line, &end, 10);
+        if (first || end == line || *end != ',' || s <= step) ok &= fwrite(line, 1, (size_t)n, out) == (size_t)n;
+        first = 0;
+    }
+    free(line);
+    fclose(in);
+    ok &= fflush(out) == 0;
+    ok &= fclose(out) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return loom_error_set(err, "%s: cannot rewrite the log", path);
+    }
+    return 0;
 }

@@ -19,6 +19,10 @@ int ckpt_state_parse(const char *json, const char *path, int64_t *step, loom_rng
                      loom_error *err);
 /* A float as its shortest decimal (0.002, not 0.0020000000949949026), for recipes. */
 double ckpt_short_float(float x);
+/* On resume: drops the rows of a CSV log (header kept) whose first field,
+ * the step, is past step, so the steps re-run after the checkpoint are not
+ * logged twice. Rewrites through a temporary file; a missing log is fine. */
+int ckpt_log_truncate(const char *path, int64_t step, loom_error *err);
 /* 1 if path exists. */
 int ckpt_exists(const char *path);
 /* out = base + suffix, or -1 if it does not fit cap. */

@@ -306,6 +306,7 @@ int train_run(const train_options *o, loom_error *err) {
         loom_error_set(err, "out of memory");
         goto done;
     }
+    if (resumed && ckpt_log_truncate(log_path, tr.step, err)) goto done;
     logf = fopen(log_path, resumed ? "a" : "w");
     if (!logf) {
         loom_error_set(err, "%s: cannot open log", log_path);

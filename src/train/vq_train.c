@@ -264,6 +264,7 @@ int vq_train_run(const train_options *o, loom_error *err) {
             vq_kmeans_init(&t.c, &t.w, a, pixels, B, side, side, 10, &t.rng, err))
             goto done;
     }
+    if (resumed && ckpt_log_truncate(log_path, t.step, err)) goto done;
     logf = fopen(log_path, resumed ? "a" : "w");
     if (!logf) {
         loom_error_set(err, "%s: cannot open log", log_path);
