@@ -515,7 +515,7 @@ static int teardown(void **state) {
 static void test_log_truncate(void **state) {
     (void)state;
     loom_error err = {{0}};
-    char path[1024];
+    char path[2048];
     path_in(path, sizeof path, "trunc.log.csv");
     write_file(path, "step,loss\n1,0.5\n2,0.4\n3,0.3\n4,0.2\n");
     assert_int_equal(ckpt_log_truncate(path, 2, &err), 0);
