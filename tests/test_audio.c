@@ -15,6 +15,8 @@
 #include <sndfile.h>
 
 #include "encoders/audio.h"
+#include "encoders/audio_enc.h"
+#include "encoders/proj.h"
 #include "encoders/mel.h"
 
 #define PI 3.14159265358979323846
@@ -195,6 +197,63 @@ static void test_mel_shapes(void **state) {
     assert_non_null(strstr(err.msg, "too short"));
 }
 
+static void test_audio_encoder(void **state) {
+    (void)state;
+    loom_error err = {{0}};
+    /* grouping: frames[p][j*80 + m] = mel[m][p*stack + j], padded with the minimum */
+    const int64_t T = 7;
+    const int32_t stack = 3;
+    float mel[MEL_BINS * 7], g[3 * 3 * MEL_BINS];
+    for (int m = 0; m < MEL_BINS; m++)
+        for (int t = 0; t < T; t++) mel[m * T + t] = (float)(m * 100 + t);
+    assert_int_equal(audio_enc_positions(T, stack), 3);
+    audio_enc_group(mel, T, stack, g);
+    for (int p = 0; p < 3; p++)
+        for (int j = 0; j < stack; j++)
+            for (int m = 0; m < MEL_BINS; m++) {
+                int t = p * stack + j;
+                float want = t < T ? (float)(m * 100 + t) : 0.0f; /* the minimum is mel[0][0] = 0 */
+                assert_true(g[(p * stack + j) * MEL_BINS + m] == want);
+            }
+    /* the projector against its double reference */
+    audio_enc_config c = {.stack = 2, .d_model = 24};
+    assert_int_equal(audio_enc_config_check(&c, &err), 0);
+    param_table t = {0};
+    assert_int_equal(audio_enc_register(&c, &t, &err), 0);
+    float *buf = calloc(t.total, sizeof(float)), *gbuf = calloc(t.total, sizeof(float));
+    float *gref = calloc(t.total, sizeof(float));
+    audio_enc_weights w, gw, gr;
+    audio_enc_bind(&c, &t, buf, &w);
+    audio_enc_bind(&c, &t, gbuf, &gw);
+    audio_enc_bind(&c, &t, gref, &gr);
+    loom_rng rng;
+    rng_seed(&rng, 3);
+    audio_enc_init_weights(&c, &w, &rng);
+    for (int j = 0; j < 24; j++) w.b[j] = 0.1f * (float)j;
+    const int64_t N = 5, D = audio_enc_dim(&c);
+    float *in = malloc((size_t)(N * D) * sizeof(float)), out[5 * 30], ref[5 * 30], dout[5 * 30];
+    for (int64_t i = 0; i < N * D; i++) in[i] = (float)(2.0 * rng_uniform(&rng) - 1.0);
+    for (int i = 0; i < 5 * 30; i++) dout[i] = (float)(2.0 * rng_uniform(&rng) - 1.0);
+    audio_enc_forward(&c, &w, in, N, out, 30);
+    proj_forward_ref(w.w, w.b, in, N, D, 24, ref, 30);
+    for (int64_t n = 0; n < N; n++)
+        for (int j = 0; j < 24; j++) assert_true(fabsf(out[n * 30 + j] - ref[n * 30 + j]) < 1e-5f);
+    audio_enc_backward(&c, &gw, in, N, dout, 30);
+    proj_backward_ref(gr.w, gr.b, in, N, D, 24, dout, 30);
+    for (size_t i = 0; i < t.total; i++) assert_true(fabsf(gbuf[i] - gref[i]) < 1e-5f);
+    /* a second of audio: 100 mel frames, 50 positions of 2 */
+    float *x = tone(16000, 1, 16000, 440.0, 0.3, 0);
+    loom_audio a = {.n = 16000, .samples = x};
+    float *frames;
+    int64_t P;
+    assert_int_equal(audio_enc_prepare(&a, 2, &frames, &P, &err), 0);
+    assert_int_equal(P, 50);
+    free(frames);
+    free(x);
+    free(in), free(buf), free(gbuf), free(gref);
+    params_free(&t);
+}
+
 static int setup(void **state) {
     (void)state;
     return mkdtemp(g_dir) ? 0 : -1;
@@ -214,6 +273,7 @@ int main(void) {
         cmocka_unit_test(test_formats),
         cmocka_unit_test(test_bad_files),
         cmocka_unit_test(test_mel_shapes),
+        cmocka_unit_test(test_audio_encoder),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

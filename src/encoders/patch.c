@@ -6,7 +6,7 @@
 
 #include <stb_image_resize.h>
 
-#include "core/gemm.h"
+#include "encoders/proj.h"
 
 /* ------------------------------------------------------------------------ */
 /* preprocessing */
@@ -160,44 +160,22 @@ void patch_init_weights(const patch_config *c, patch_weights *w, loom_rng *rng) 
 /* out (N, C) = patches (N, D) W^T (gemm_nt), then + b on every row. */
 void patch_forward(const patch_config *c, const patch_weights *w, const float *patches,
                    int64_t N, float *out, int64_t ldo) {
-    int64_t C = c->d_model, D = patch_dim(c);
-    gemm_nt(N, C, D, patches, D, w->w, D, 0.0f, out, ldo);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < C; j++) out[n * ldo + j] += w->b[j];
+    proj_forward(w->w, w->b, patches, N, patch_dim(c), c->d_model, out, ldo);
 }
 
-/* dW (C, D) += dout^T (C, N) patches (N, D) (gemm_tn); db (C) += column sums of dout. */
 void patch_backward(const patch_config *c, const patch_weights *w, patch_weights *g,
                     const float *patches, int64_t N, const float *dout, int64_t ldo) {
-    int64_t C = c->d_model, D = patch_dim(c);
-    if (N == 0) return;
-    gemm_tn(C, D, N, dout, ldo, patches, D, 1.0f, g->w, D);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < C; j++) g->b[j] += dout[n * ldo + j];
+    (void)w;
+    proj_backward(g->w, g->b, patches, N, patch_dim(c), c->d_model, dout, ldo);
 }
 
 void patch_forward_ref(const patch_config *c, const patch_weights *w, const float *patches,
                        int64_t N, float *out, int64_t ldo) {
-    int64_t C = c->d_model, D = patch_dim(c);
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t j = 0; j < C; j++) {
-            double s = w->b[j];
-            for (int64_t k = 0; k < D; k++) s += (double)patches[n * D + k] * w->w[j * D + k];
-            out[n * ldo + j] = (float)s;
-        }
+    proj_forward_ref(w->w, w->b, patches, N, patch_dim(c), c->d_model, out, ldo);
 }
 
 void patch_backward_ref(const patch_config *c, const patch_weights *w, patch_weights *g,
                         const float *patches, int64_t N, const float *dout, int64_t ldo) {
-    int64_t C = c->d_model, D = patch_dim(c);
-    for (int64_t j = 0; j < C; j++) {
-        double sb = 0;
-        for (int64_t n = 0; n < N; n++) sb += dout[n * ldo + j];
-        g->b[j] += (float)sb;
-        for (int64_t k = 0; k < D; k++) {
-            double s = 0;
-            for (int64_t n = 0; n < N; n++) s += (double)dout[n * ldo + j] * patches[n * D + k];
-            g->w[j * D + k] += (float)s;
-        }
-    }
+    (void)w;
+    proj_backward_ref(g->w, g->b, patches, N, patch_dim(c), c->d_model, dout, ldo);
 }
