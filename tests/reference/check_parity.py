@@ -33,6 +33,7 @@ import torch
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loom_ref import Decoder, adamw_groups, load_safetensors  # noqa: E402
+from parity_util import Report  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Tolerances. loom computes in float32 (unit roundoff 6e-8); on the parity configs its errors
@@ -97,28 +98,6 @@ N_STEPS = 3
 LOOSE_FRACTION = 0.1     # an element is "loosely checked" if its tolerance > this * lr
 
 
-class Report:
-    """Counts passed/failed comparisons and prints one line for each."""
-
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def line(self, name, ok, text):
-        print(f"{'ok  ' if ok else 'FAIL'} {name:26s} {text}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-
-    def fail(self, name, why):
-        self.line(name, False, why)
-
-    def summary(self):
-        print(f"parity: {self.passed} passed, {self.failed} failed")
-        return 1 if self.failed else 0
-
-
 def compare(rep, name, got, ref, tol, scale, extra=""):
     """Record whether |got - ref| <= tol everywhere (got must also be finite).
 
@@ -177,7 +156,7 @@ def main(argv):
         print("usage: check_parity.py DIR", file=sys.stderr)
         return 2
     d = argv[1]
-    rep = Report()
+    rep = Report('parity', 26)
     model_path = os.path.join(d, "model.safetensors")
     io_path = os.path.join(d, "io.safetensors")
     for path in (model_path, io_path):

@@ -32,6 +32,7 @@ import torch
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loom_ref import load_safetensors  # noqa: E402
+from parity_util import Report  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
 # Tolerances.
@@ -45,23 +46,6 @@ from loom_ref import load_safetensors  # noqa: E402
 #   elementwise, i.e. the worst-case bound with an 8x margin: tight enough that a wrong element
 #   order, a missing bias or a transposed weight (errors of order sum|terms|) fail by far.
 U32 = 2.0 ** -24
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def line(self, name, ok, text):
-        print(f"{'ok  ' if ok else 'FAIL'} {name:22s} {text}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-
-    def summary(self):
-        print(f"patch parity: {self.passed} passed, {self.failed} failed")
-        return 1 if self.failed else 0
 
 
 def compare(rep, name, got, ref, tol):
@@ -98,7 +82,7 @@ def main(argv):
         print("usage: patch_parity.py DIR", file=sys.stderr)
         return 2
     path = os.path.join(argv[1], "patch.safetensors")
-    rep = Report()
+    rep = Report('patch parity', 22)
     try:
         t, meta = load_safetensors(path)
         P, C, n_cases = int(meta["patch"]), int(meta["d_model"]), int(meta["n_cases"])

@@ -28,6 +28,7 @@ import torch
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loom_ref import load_safetensors  # noqa: E402
+from parity_util import Report  # noqa: E402
 from vq_ref import VQRef, ema_update, expected_shapes, tensor_names  # noqa: E402
 
 # ----------------------------------------------------------------------------------------------
@@ -46,23 +47,6 @@ from vq_ref import VQRef, ema_update, expected_shapes, tensor_names  # noqa: E40
 RTOL = 2e-5
 ATOL = 1e-9
 LOSS_RTOL = 1e-5  # three scalars, sums in double in loom
-
-
-class Report:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def line(self, name, ok, text):
-        print(f"{'ok  ' if ok else 'FAIL'} {name:34s} {text}", flush=True)
-        if ok:
-            self.passed += 1
-        else:
-            self.failed += 1
-
-    def summary(self):
-        print(f"vq parity: {self.passed} passed, {self.failed} failed")
-        return 1 if self.failed else 0
 
 
 def compare(rep, name, got, ref, rtol=RTOL, atol=ATOL):
@@ -86,7 +70,7 @@ def main(argv):
         print("usage: vq_parity.py DIR", file=sys.stderr)
         return 2
     path = os.path.join(argv[1], "vq.safetensors")
-    rep = Report()
+    rep = Report('vq parity', 34)
     try:
         t, meta = load_safetensors(path)
         cfg = json.loads(meta["vq_config"])
