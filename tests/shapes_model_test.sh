@@ -26,8 +26,8 @@ else
     fail=1
 fi
 
-CAPTION_FLOOR="${CAPTION_FLOOR:-20}"
-VQA_FLOOR="${VQA_FLOOR:-50}"
+CAPTION_FLOOR="${CAPTION_FLOOR:-25}"
+VQA_FLOOR="${VQA_FLOOR:-62}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
