@@ -49,28 +49,14 @@ static void data_usage(FILE *f) {
 static int data_shapes_text(int argc, char **argv) {
     int64_t n = -1, seed = 1;
     const char *out = NULL;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            data_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "loom: data: %s needs a value\n", a);
-            return 1;
-        }
-        i++;
-        if (!strcmp(a, "--n")) {
-            if (cli_int(a, v, 1, INT64_C(1) << 32, &n)) return 1;
-        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
-            if (cli_int(a, v, 0, INT64_MAX, &seed)) return 1;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
-            out = v;
-        } else {
-            fprintf(stderr, "loom: data: unknown option %s (see loom data --help)\n", a);
-            return 1;
-        }
-    }
+    const cli_opt opts[] = {
+        {NULL, "--n", CLI_INT, &n, 1, (double)(INT64_C(1) << 32)},
+        {"-s", "--seed", CLI_INT, &seed, 0, 9e15},
+        {"-o", "--out", CLI_STR, &out, 0, 0},
+        {0}};
+    int n_pos = 0, prc = cli_parse("data", argc - 1, argv + 1, opts, NULL, &n_pos);
+    if (prc == 1) data_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
     if (n < 0) return cli_fail("data", "--n N is required");
     FILE *f = out ? fopen(out, "w") : stdout;
     if (!f) return cli_fail(out, strerror(errno));
@@ -161,42 +147,33 @@ static int data_shapes(int argc, char **argv) {
     enum shapes_split split = SHAPES_SPLIT_TRAIN;
     int32_t sizes[DATA_MAX_SIZES] = {64};
     int n_sizes = 1;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            data_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "loom: data: %s needs a value\n", a);
+    const char *split_arg = NULL, *sizes_arg = NULL, *size_arg = NULL;
+    const cli_opt opts[] = {
+        {NULL, "--n", CLI_INT, &n, 1, (double)(INT64_C(1) << 32)},
+        {"-s", "--seed", CLI_INT, &seed, 0, 9e15},
+        {"-o", "--out", CLI_STR, &out, 0, 0},
+        {NULL, "--split", CLI_STR, &split_arg, 0, 0},
+        {NULL, "--sizes", CLI_STR, &sizes_arg, 0, 0},
+        {NULL, "--size", CLI_STR, &size_arg, 0, 0},
+        {NULL, "--questions", CLI_INT, &n_questions, 0, DATA_MAX_QUESTIONS},
+        {NULL, "--jpeg", CLI_INT, &jpeg, 1, 100},
+        {0}};
+    int n_pos = 0, prc = cli_parse("data", argc - 1, argv + 1, opts, NULL, &n_pos);
+    if (prc == 1) data_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
+    if (split_arg) {
+        int k = 0;
+        while (k < SHAPES_N_SPLITS && strcmp(split_arg, shapes_split_names[k])) k++;
+        if (k == SHAPES_N_SPLITS) {
+            fprintf(stderr, "loom: --split: \"%s\" is not train, test or combos\n", split_arg);
             return 1;
         }
-        i++;
-        if (!strcmp(a, "--n")) {
-            if (cli_int(a, v, 1, INT64_C(1) << 32, &n)) return 1;
-        } else if (!strcmp(a, "--seed") || !strcmp(a, "-s")) {
-            if (cli_int(a, v, 0, INT64_MAX, &seed)) return 1;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
-            out = v;
-        } else if (!strcmp(a, "--split")) {
-            int k = 0;
-            while (k < SHAPES_N_SPLITS && strcmp(v, shapes_split_names[k])) k++;
-            if (k == SHAPES_N_SPLITS) {
-                fprintf(stderr, "loom: --split: \"%s\" is not train, test or combos\n", v);
-                return 1;
-            }
-            split = (enum shapes_split)k;
-        } else if (!strcmp(a, "--sizes") || !strcmp(a, "--size")) {
-            if (parse_sizes(a, v, sizes, &n_sizes)) return 1;
-            if (!strcmp(a, "--size") && n_sizes != 1) return cli_fail(a, "one size expected (see --sizes)");
-        } else if (!strcmp(a, "--questions")) {
-            if (cli_int(a, v, 0, DATA_MAX_QUESTIONS, &n_questions)) return 1;
-        } else if (!strcmp(a, "--jpeg")) {
-            if (cli_int(a, v, 1, 100, &jpeg)) return 1;
-        } else {
-            fprintf(stderr, "loom: data: unknown option %s (see loom data --help)\n", a);
-            return 1;
-        }
+        split = (enum shapes_split)k;
+    }
+    if (sizes_arg && parse_sizes("--sizes", sizes_arg, sizes, &n_sizes)) return 1;
+    if (size_arg) {
+        if (parse_sizes("--size", size_arg, sizes, &n_sizes)) return 1;
+        if (n_sizes != 1) return cli_fail("--size", "one size expected (see --sizes)");
     }
     if (n < 0) return cli_fail("data", "--n N is required");
     if (!out) return cli_fail("data", "--out DIR is required");
