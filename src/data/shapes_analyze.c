@@ -447,3 +447,16 @@ int shapes_analyze(const uint8_t *rgb, int32_t W, int32_t H, shapes_scene *out, 
     for (int i = 0; i < n_kept; i++) out->obj[i] = kept[i].o;
     return found;
 }
+
+int shapes_analyze_reads_back(const uint8_t *rgb, int32_t W, int32_t H, const shapes_scene *s,
+                              loom_error *err) {
+    shapes_scene got;
+    int found = shapes_analyze(rgb, W, H, &got, err);
+    if (found < 0) return -1;
+    if (found != s->n || got.n != s->n) return 0;
+    for (int32_t k = 0; k < s->n; k++)
+        if (got.obj[k].shape != s->obj[k].shape || got.obj[k].color != s->obj[k].color ||
+            got.obj[k].size != s->obj[k].size || got.obj[k].cell != s->obj[k].cell)
+            return 0;
+    return 1;
+}

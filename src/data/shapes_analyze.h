@@ -54,4 +54,10 @@
  * out of range) or when out of memory, with the reason in err. */
 int shapes_analyze(const uint8_t *rgb, int32_t W, int32_t H, shapes_scene *out, loom_error *err);
 
+/* 1 if shapes_analyze reads back exactly scene s from rgb (the same number
+ * of objects, each with the same shape, color, size and cell), 0 if not, -1
+ * on bad arguments (err set). */
+int shapes_analyze_reads_back(const uint8_t *rgb, int32_t W, int32_t H, const shapes_scene *s,
+                              loom_error *err);
+
 #endif

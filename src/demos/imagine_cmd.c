@@ -157,18 +157,6 @@ static void eval_imagine_usage(FILE *f) {
             DEFAULT_MODEL);
 }
 
-/* 1 if the analyzer reads back exactly scene s from rgb. */
-static int reads_back(const uint8_t *rgb, int32_t W, int32_t H, const shapes_scene *s, loom_error *err) {
-    shapes_scene got;
-    int found = shapes_analyze(rgb, W, H, &got, err);
-    if (found < 0) return -1;
-    if (found != s->n || got.n != s->n) return 0;
-    for (int32_t k = 0; k < s->n; k++)
-        if (got.obj[k].shape != s->obj[k].shape || got.obj[k].color != s->obj[k].color ||
-            got.obj[k].size != s->obj[k].size || got.obj[k].cell != s->obj[k].cell)
-            return 0;
-    return 1;
-}
 
 int cmd_eval_imagine(int argc, char **argv) {
     const char *model = DEFAULT_MODEL;
@@ -246,7 +234,7 @@ int cmd_eval_imagine(int argc, char **argv) {
         int ok;
         if (shapes_scene_layout(&sc, W, H, &rng, &err) || shapes_render(&sc, rgb, &rng, &err) ||
             model_encode_images(m, rgb, 1, H, W, codes, &err) || model_decode_codes(m, codes, rec, &err) ||
-            (ok = reads_back(rec, W, H, &sc, &err)) < 0) {
+            (ok = shapes_analyze_reads_back(rec, W, H, &sc, &err)) < 0) {
             rc = cli_fail("eval imagine", err.msg);
             break;
         }
