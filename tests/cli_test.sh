@@ -194,7 +194,7 @@ printf '<html>not a png</html>' >"$tmp/page.png"
 expect "caption: html saved as png" 1 err "loom: $tmp/page.png:" -- "$loom" caption -m "$imodel" "$tmp/page.png"
 expect "caption: no images" 1 err "loom: caption: no images given" -- "$loom" caption -m "$imodel"
 expect "caption: text-only model" 1 err "no image input" -- "$loom" caption -m "$model" "$tmp/shapes/images/000000.png"
-expect "ask: needs --image and -p" 1 err "loom: ask: --image and -p are required" -- "$loom" ask -m "$imodel" -p "what?"
+expect "ask: needs --image and -p" 1 err "loom: ask: --image and -p (or --audio) are required" -- "$loom" ask -m "$imodel" -p "what?"
 expect "ask: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" -p "how many objects are there?" -t 1
 expect "ask: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" ask -m "$imodel" --image "$tmp/none.png" -p "x"
 expect "eval: runs and reports every split" 0 out "test" "combos" "jpeg75" "count_shape" -- "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1
@@ -220,13 +220,52 @@ check "imagine: PNG with the prompt in a text chunk" "$(grep -qaF "a red circle"
 "$loom" imagine -m "$gmodel" -p "a red circle" -o "$tmp/b.png" -s 3 -t 1 >/dev/null 2>&1
 check "imagine: same seed, same bytes" "$(cmp -s "$tmp/a.png" "$tmp/b.png"; echo $?)"
 expect "imagine: -n 2 writes two files" 0 out "$tmp/k-1.png" "$tmp/k-2.png" -- "$loom" imagine -m "$gmodel" -p "a circle" -o "$tmp/k.png" -n 2 --scale 2 -t 1
-expect "imagine: needs -p and -o" 1 err "loom: imagine: -p and -o are required" -- "$loom" imagine -m "$gmodel" -p "x"
+expect "imagine: needs -p and -o" 1 err "loom: imagine: -p (or --audio) and -o are required" -- "$loom" imagine -m "$gmodel" -p "x"
 expect "imagine: model without image output" 1 err "no image output" -- "$loom" imagine -m "$imodel" -p "x" -o "$tmp/c.png"
 expect "imagine: unwritable output" 1 err "loom: imagine: $tmp/nodir/c.png" -- "$loom" imagine -m "$gmodel" -p "x" -o "$tmp/nodir/c.png" -t 1
 expect "info: a VQ file" 0 out "VQ file:" "vq.codebook" -- "$loom" info "$tmp/vq.st"
 expect "info: image output" 0 out "image out:" "vq.enc.0.weight" -- "$loom" info "$gmodel"
 expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
 expect "caption: still works on a model with image output" 0 out -- "$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png"
+
+# ---- audio in: data speech, a model with audio input, listen / ask --audio / imagine --audio ----
+expect "data speech: writes WAVs and a manifest" 0 err "loom: data speech: 6 utterances" -- \
+    "$loom" data speech --n 6 --seed 2 --out "$tmp/speech"
+check "data speech: 6 records, 6 WAVs" "$([ "$(wc -l <"$tmp/speech/manifest.jsonl")" -eq 6 ] && [ "$(ls "$tmp/speech/audio" | wc -l)" -eq 6 ]; echo $?)"
+"$loom" data speech --n 6 --seed 2 --out "$tmp/speech2" >/dev/null 2>&1
+check "data speech: same seed, same bytes" "$(cmp -s "$tmp/speech/manifest.jsonl" "$tmp/speech2/manifest.jsonl" && cmp -s "$tmp/speech/audio/000005.wav" "$tmp/speech2/audio/000005.wav"; echo $?)"
+expect "data speech: bad split" 1 err "loom: --split" -- "$loom" data speech --n 1 --split dev --out "$tmp/x"
+expect "data speech: needs --out" 1 err "loom: data speech: --n and --out are required" -- "$loom" data speech --n 1
+wav="$tmp/speech/audio/000000.wav"
+amodel="$tmp/aud.st"
+expect "train --speech: adds audio input to an --init model" 0 err "speech: 6 utterances" "loom: wrote $amodel" -- \
+    "$loom" train --data shapes --init "$gmodel" --speech "$tmp/speech/manifest.jsonl" --batch 4 --seq 192 \
+    --steps 2 --eval-every 2 --eval-batches 1 -t 1 -q -o "$amodel"
+expect "info: audio input" 0 out "audio in:" "audio.w" "image out:" -- "$loom" info "$amodel"
+expect "train --speech: needs shapes data" 1 err "--speech goes with --data shapes" -- \
+    "$loom" train --data "$tmp/corpus.txt" --speech "$tmp/speech/manifest.jsonl" -o "$tmp/y.st" --steps 1 -q
+run "$loom" listen -m "$amodel" -t 1 "$wav" "$tmp/speech/audio/000001.wav"
+check "listen: one line per file, exit 0" "$([ "$st" -eq 0 ] && [ "$(wc -l <"$tmp/out")" -eq 2 ]; echo $?)"
+expect "listen: missing file" 1 err "loom: $tmp/none.wav:" -- "$loom" listen -m "$amodel" "$tmp/none.wav"
+printf 'RIFF....not a wave' >"$tmp/bad.wav"
+expect "listen: not audio" 1 err "loom: $tmp/bad.wav:" -- "$loom" listen -m "$amodel" "$tmp/bad.wav"
+expect "listen: no files" 1 err "loom: listen: no audio files given" -- "$loom" listen -m "$amodel"
+expect "listen: model without audio input" 1 err "no audio input" -- "$loom" listen -m "$gmodel" "$wav"
+expect "ask --audio: answers" 0 out -- "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" --audio "$wav" -t 1
+expect "ask: -p and --audio" 1 err "loom: ask: give the question as -p or as --audio, not both" -- \
+    "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" --audio "$wav" -p "x"
+expect "ask --audio: model without audio input" 1 err "no audio input" -- \
+    "$loom" ask -m "$gmodel" --image "$tmp/shapes/images/000000.png" --audio "$wav"
+expect "imagine --audio: writes the PNG" 0 out "$tmp/s.png" -- "$loom" imagine -m "$amodel" --audio "$wav" -o "$tmp/s.png" -t 1
+check "imagine --audio: the audio file in a text chunk" "$(grep -qaF "$wav" "$tmp/s.png"; echo $?)"
+expect "eval listen: runs" 0 out "transcript" -- "$loom" eval listen -m "$amodel" --speech "$tmp/speech/manifest.jsonl" -t 1
+expect "eval listen: needs --speech" 1 err "loom: eval listen: --speech is required" -- "$loom" eval listen -m "$amodel"
+# any manifest may carry audio: {"audio": ..., "answer": ...}
+printf '{"audio":"audio/000000.wav","answer":"one"}\n{"audio":"audio/000001.wav","prompt":"","answer":"two"}\n' >"$tmp/speech/user.jsonl"
+expect "train on a manifest with audio" 0 err "loom: wrote $tmp/ua.st" -- "$loom" train --data "$tmp/speech/user.jsonl" \
+    -o "$tmp/ua.st" --d-model 32 --layers 1 --heads 2 --kv-heads 1 --d-ff 32 --seq 128 --batch 2 --steps 2 \
+    --eval-every 0 --vocab 300 --audio-stack 4 -q -t 1
+expect "info: audio-only model" 0 out "audio in:" "4 frames" -- "$loom" info "$tmp/ua.st"
 
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

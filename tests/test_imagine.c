@@ -28,7 +28,7 @@ static loom_model *tiny_gen_model(void) {
     dc.d_model = 32, dc.n_layers = 2, dc.n_heads = 4, dc.n_kv_heads = 2, dc.d_ff = 48;
     dc.vocab_size = tok_v + vc.codes, dc.max_seq = 64;
     model_image_config img = {.patch_size = 4, .max_patch_rows = 4, .max_patch_cols = 4};
-    loom_model *m = model_new_ex(&dc, &img, tok, &err);
+    loom_model *m = model_new_ex(&dc, &img, NULL, tok, &err);
     assert_non_null(m);
     /* codes must follow the tokenizer and fit the vocabulary */
     assert_int_equal(model_attach_vq(m, &vc, tok_v - 1, 4, 4, &err), -1);

@@ -206,3 +206,26 @@ int shapes_prompt_matches(const shapes_prompt *p, const shapes_scene *s) {
     }
     return assign_objects(p, s, 0, 0);
 }
+
+int shapes_scene_from_caption(const char *text, shapes_scene *out, loom_error *err) {
+    shapes_prompt p;
+    if (shapes_prompt_parse(text, &p, err)) return -1;
+    shapes_scene s;
+    memset(&s, 0, sizeof s);
+    s.n = p.n;
+    for (int32_t i = 0; i < p.n; i++) {
+        if (p.obj[i].color < 0 || p.obj[i].size < 0 || p.obj[i].cell < 0)
+            return loom_error_set(err, "\"%s\": object %d leaves an attribute out", text, i + 1);
+        s.obj[i].shape = p.obj[i].shape, s.obj[i].color = p.obj[i].color;
+        s.obj[i].size = p.obj[i].size, s.obj[i].cell = p.obj[i].cell;
+    }
+    /* sorted by cell (a caption already is; the sort makes any order valid) */
+    for (int32_t i = 1; i < s.n; i++)
+        for (int32_t j = i; j > 0 && s.obj[j - 1].cell > s.obj[j].cell; j--) {
+            shapes_object t = s.obj[j];
+            s.obj[j] = s.obj[j - 1], s.obj[j - 1] = t;
+        }
+    if (shapes_scene_validate(&s, err)) return -1;
+    *out = s;
+    return 0;
+}

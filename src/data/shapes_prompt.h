@@ -74,4 +74,9 @@ int shapes_prompt_parse(const char *text, shapes_prompt *out, loom_error *err);
  * object order does not matter. */
 int shapes_prompt_matches(const shapes_prompt *p, const shapes_scene *s);
 
+/* The scene a caption describes (a prompt with every attribute stated),
+ * objects sorted by cell, not laid out. -1 with the reason in err if text is
+ * not such a caption. */
+int shapes_scene_from_caption(const char *text, shapes_scene *out, loom_error *err);
+
 #endif

@@ -115,6 +115,8 @@ loom_model *cli_load_model(const char *path, int need, loom_infer **inf) {
         why = "this model has no image input (train it on image data)";
     else if ((need & CLI_NEED_IMAGE_OUT) && m->gen.n_codes <= 0)
         why = "this model has no image output (it was trained without a VQ head)";
+    else if ((need & CLI_NEED_AUDIO_IN) && m->aud.stack <= 0)
+        why = "this model has no audio input (train it with --speech)";
     else if (!(*inf = infer_new(m, &err)))
         why = err.msg;
     if (why) {

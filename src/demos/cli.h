@@ -37,7 +37,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char 
  * ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
 struct loom_model;
 struct loom_infer;
-enum { CLI_NEED_IMAGE_IN = 1, CLI_NEED_IMAGE_OUT = 2 };
+enum { CLI_NEED_IMAGE_IN = 1, CLI_NEED_IMAGE_OUT = 2, CLI_NEED_AUDIO_IN = 4 };
 struct loom_model *cli_load_model(const char *path, int need, struct loom_infer **inf);
 
 int cmd_bench(int argc, char **argv);
@@ -47,5 +47,8 @@ int cmd_ask(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_imagine(int argc, char **argv);
 int cmd_eval_imagine(int argc, char **argv);
+int cmd_listen(int argc, char **argv);
+int cmd_data_speech(int argc, char **argv);
+int cmd_eval_listen(int argc, char **argv);
 
 #endif

@@ -2,6 +2,7 @@
  *
  *   loom data shapes-text --n N [--seed S] [-o FILE]   Shapes World captions, one per line
  *   loom data shapes --n N --out DIR [options]         Shapes World images + JSONL manifest
+ *   loom data speech --n N --out DIR [options]         spoken prompts and questions (data_speech_cmd.c)
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -22,6 +23,7 @@ static void data_usage(FILE *f) {
             "usage: loom data shapes-text --n N [--seed S] [-o FILE]\n"
             "       loom data shapes --n N --out DIR [--seed S] [--split train|test|combos]\n"
             "                        [--sizes 48,64,80,96 | --size 64] [--questions K] [--jpeg Q]\n"
+            "       loom data speech --n N --out DIR [options]   (see loom data speech --help)\n"
             "\n"
             "Shapes World (../shared/DESIGN.md), deterministic from the seed: the same\n"
             "arguments give the same bytes.\n"
@@ -263,6 +265,7 @@ int cmd_data(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "shapes-text")) return data_shapes_text(argc, argv);
     if (!strcmp(argv[1], "shapes")) return data_shapes(argc, argv);
+    if (!strcmp(argv[1], "speech")) return cmd_data_speech(argc, argv);
     fprintf(stderr, "loom: data: unknown kind \"%s\" (see loom data --help)\n", argv[1]);
     return 1;
 }

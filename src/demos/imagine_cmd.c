@@ -43,7 +43,7 @@ static int nth_path(char *buf, size_t cap, const char *out, int64_t k, int64_t n
 
 static void imagine_usage(FILE *f) {
     fprintf(f,
-            "usage: loom imagine [-m MODEL] -p PROMPT -o OUT.png [options]\n"
+            "usage: loom imagine [-m MODEL] (-p PROMPT | --audio FILE) -o OUT.png [options]\n"
             "\n"
             "Draws the scene a prompt describes, e.g. \"a large red circle at the top left\"\n"
             "(size, color and position may be left out: \"a red circle\"), and writes a PNG\n"
@@ -52,6 +52,7 @@ static void imagine_usage(FILE *f) {
             "\n"
             "  -m, --model FILE     model (default %s)\n"
             "  -p, --prompt TEXT    what to draw\n"
+            "  --audio FILE         what to draw, spoken (models with audio input)\n"
             "  -o, --out FILE       output PNG; with -n K > 1, FILE-1.png ... FILE-K.png\n"
             "  -s, --seed N         sampling seed (default 0); image k uses seed + k - 1\n"
             "  --temp T             sampling temperature, 0 = greedy (default 1)\n"
@@ -64,12 +65,13 @@ static void imagine_usage(FILE *f) {
 }
 
 int cmd_imagine(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL, *prompt = NULL, *out = NULL;
+    const char *model = DEFAULT_MODEL, *prompt = NULL, *out = NULL, *audio = NULL;
     int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {"-p", "--prompt", CLI_STR, &prompt, 0, 0},
+        {NULL, "--audio", CLI_STR, &audio, 0, 0},
         {"-o", "--out", CLI_STR, &out, 0, 0},
         {"-s", "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 53)},
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
@@ -82,14 +84,22 @@ int cmd_imagine(int argc, char **argv) {
     int n_pos = 0, prc = cli_parse("imagine", argc, argv, opts, NULL, &n_pos);
     if (prc == 1) imagine_usage(stdout);
     if (prc) return prc < 0 ? 1 : 0;
-    if (!prompt || !out) {
+    if ((!prompt && !audio) || !out) {
         imagine_usage(stderr);
-        return cli_fail("imagine", "-p and -o are required");
+        return cli_fail("imagine", "-p (or --audio) and -o are required");
     }
+    if (prompt && audio) return cli_fail("imagine", "give the prompt as -p or as --audio, not both");
     loom_threads_set((int)threads);
+    loom_error lerr = {{0}};
+    loom_audio aud = {0};
+    if (audio && audio_load_file(audio, &aud, &lerr)) return cli_fail(audio, lerr.msg);
     loom_infer *inf = NULL;
-    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_OUT, &inf);
-    if (!m) return 1;
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_OUT | (audio ? CLI_NEED_AUDIO_IN : 0), &inf);
+    if (!m) {
+        audio_free(&aud);
+        return 1;
+    }
+    infer_input in = {.audio = audio ? &aud : NULL, .prompt = prompt, .prompt_len = prompt ? strlen(prompt) : 0};
     const int32_t R = m->gen.rows, C = m->gen.cols, H = model_gen_height(m), W = model_gen_width(m);
     int32_t *codes = malloc((size_t)R * C * sizeof *codes);
     uint8_t *rgb = malloc((size_t)W * H * 3);
@@ -104,8 +114,7 @@ int cmd_imagine(int argc, char **argv) {
             rc = cli_fail(out, "path too long");
             break;
         }
-        if (infer_imagine(inf, prompt, strlen(prompt), &p, codes, &err) ||
-            model_decode_codes(m, codes, rgb, &err)) {
+        if (infer_imagine_input(inf, &in, &p, codes, &err) || model_decode_codes(m, codes, rgb, &err)) {
             rc = cli_fail("imagine", err.msg);
             break;
         }
@@ -117,8 +126,8 @@ int cmd_imagine(int argc, char **argv) {
         snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + k);
         snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
         snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        png_text meta[5] = {{"prompt", prompt}, {"seed", seed_s}, {"model", model},
-                            {"temperature", temp_s}, {"cfg", cfg_s}};
+        png_text meta[5] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
+                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s}};
         if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, 5, &err))
             rc = cli_fail("imagine", err.msg);
         else
@@ -127,6 +136,7 @@ int cmd_imagine(int argc, char **argv) {
     }
     free(codes);
     free(rgb);
+    audio_free(&aud);
     infer_free(inf);
     model_free(m);
     return rc;

@@ -82,7 +82,12 @@ static void train_usage(FILE *f) {
             "image output:\n"
             "  --vq FILE            give the model image output with this VQ (from --vq-only);\n"
             "                       with --data shapes, rows also teach prompt -> image codes\n"
-            "  --init MODEL         start from MODEL's weights and tokenizer (architecture too)\n"
+            "  --init MODEL         start from MODEL's weights, tokenizer and image output\n"
+            "                       (architecture too; audio input is added for --speech)\n"
+            "audio input:\n"
+            "  --speech FILE        with --data shapes: spoken prompts and questions (the\n"
+            "                       manifest of `loom data speech`); a share of rows is spoken\n"
+            "  --audio-stack N      log-mel frames (10 ms) per audio position (default %d)\n"
             "VQ image autoencoder (the image-output head):\n"
             "  --vq-only            train it instead of a transformer (--data shapes); -o VQ file\n"
             "  --vq-channels LIST   channels per stride-2 level (default 64,128,128: stride 8)\n"
@@ -96,7 +101,7 @@ static void train_usage(FILE *f) {
             d.model.n_kv_heads, d.model.d_ff, d.image.patch_size, d.image.max_patch_rows,
             d.image.max_patch_cols, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
             d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every,
-            d.vq.codes, d.vq.code_dim, d.vq.res_blocks, (double)d.vq.beta, d.vq_side, (double)d.vq_restart);
+            d.audio.stack, d.vq.codes, d.vq.code_dim, d.vq.res_blocks, (double)d.vq.beta, d.vq_side, (double)d.vq_restart);
 }
 
 /* Applies one option; returns 1 if it consumed a value, 0 if not, -1 on error. */
@@ -117,6 +122,8 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     if (!strcmp(flag, "--vq-only")) { o->vq_only = 1; return 0; }
     if (!strcmp(flag, "--vq")) { NEED_VAL(); o->vq_file = val; return 1; }
     if (!strcmp(flag, "--init")) { NEED_VAL(); o->init = val; return 1; }
+    if (!strcmp(flag, "--speech")) { NEED_VAL(); o->speech = val; return 1; }
+    INT_OPT("--audio-stack", audio.stack, 1, AUDIO_ENC_MAX_STACK)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */
@@ -424,6 +431,9 @@ static int cmd_info(int argc, char **argv) {
     if (m->img.patch_size > 0)
         printf("image in:     %dx%d patches, budget %d x %d patches\n", m->img.patch_size,
                m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols);
+    if (m->aud.stack > 0)
+        printf("audio in:     16 kHz log-mel (80 bins), %d frames (%d ms) per position\n", m->aud.stack,
+               m->aud.stack * 10);
     if (m->gen.n_codes > 0) {
         char *vj = vq_config_to_json(&m->vqc);
         printf("image out:    %d x %d codes of %d (%d x %d pixels); VQ %s\n", m->gen.rows, m->gen.cols,
@@ -447,12 +457,15 @@ static void usage(FILE *f) {
             "\n"
             "commands:\n"
             "  caption    describe images\n"
-            "  ask        answer a question about an image\n"
-            "  eval       caption and VQA accuracy on held-out Shapes World scenes\n"
+            "  ask        answer a question about an image, typed or spoken\n"
+            "  imagine    draw the scene a prompt describes, typed or spoken\n"
+            "  listen     transcribe speech\n"
+            "  eval       accuracy on held-out Shapes World: captions and VQA (eval),\n"
+            "             image generation (eval imagine), audio input (eval listen)\n"
             "  train      train a tokenizer and model on a text or JSONL corpus\n"
             "  generate   continue a prompt with a model\n"
             "  info       show a model's config, parameters and tensors\n"
-            "  data       write Shapes World data (images + manifest, or captions)\n"
+            "  data       write Shapes World data (images, captions, or speech) and manifests\n"
             "  bench      time training and generation\n"
             "\n"
             "loom <command> --help shows a command's options.\n");
@@ -477,6 +490,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "ask")) return cmd_ask(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "imagine")) return cmd_imagine(argc - 1, argv + 1);
+    if (!strcmp(cmd, "listen")) return cmd_listen(argc - 1, argv + 1);
     fprintf(stderr, "loom: %s: unknown command (see loom --help)\n", cmd);
     return 1;
 }

@@ -2,6 +2,7 @@
  *
  *   loom caption [-m MODEL] [-t N] IMAGE...               one caption per image, in order
  *   loom ask [-m MODEL] --image IMAGE -p QUESTION          the answer
+ *   loom ask [-m MODEL] --image IMAGE --audio Q.wav        the answer to a spoken question
  *   loom eval [-m MODEL] [--n N] [--seed S] [--questions K] caption exact match and VQA
  *                                                          accuracy on held-out Shapes World
  */
@@ -109,19 +110,21 @@ int cmd_caption(int argc, char **argv) {
 
 static void ask_usage(FILE *f) {
     fprintf(f,
-            "usage: loom ask [-m MODEL] --image IMAGE -p QUESTION [-t N]\n"
+            "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE) [-t N]\n"
             "\n"
-            "Prints the model's answer to a question about an image.\n"
+            "Prints the model's answer to a question about an image, typed or spoken.\n"
             "\n"
             "  -m, --model FILE     model (default %s)\n"
             "  --image FILE         the image\n"
             "  -p, --prompt TEXT    the question, e.g. \"what color is the circle?\"\n"
+            "  --audio FILE         the question spoken (WAV, FLAC, OGG, ...; any rate and\n"
+            "                       channel count), for models with audio input\n"
             "  -t, --threads N      threads (default: all cores)\n",
             DEFAULT_MODEL);
 }
 
 int cmd_ask(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL, *image = NULL, *prompt = NULL;
+    const char *model = DEFAULT_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
     int64_t threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -137,6 +140,7 @@ int cmd_ask(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--image")) image = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
+        else if (!strcmp(a, "--audio")) audio = v;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (cli_int(a, v, 0, 1024, &threads)) return 1;
         } else {
@@ -144,27 +148,37 @@ int cmd_ask(int argc, char **argv) {
             return 1;
         }
     }
-    if (!image || !prompt) {
+    if (!image || (!prompt && !audio)) {
         ask_usage(stderr);
-        return cli_fail("ask", "--image and -p are required");
+        return cli_fail("ask", "--image and -p (or --audio) are required");
     }
+    if (prompt && audio) return cli_fail("ask", "give the question as -p or as --audio, not both");
     loom_threads_set((int)threads);
     loom_error err = {{0}};
     loom_image img = {0};
+    loom_audio aud = {0};
     if (image_load_file(image, &img, &err)) return cli_fail(image, err.msg);
+    if (audio && audio_load_file(audio, &aud, &err)) {
+        image_free(&img);
+        return cli_fail(audio, err.msg);
+    }
     loom_infer *inf = NULL;
-    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_IN, &inf);
+    loom_model *m = cli_load_model(model, CLI_NEED_IMAGE_IN | (audio ? CLI_NEED_AUDIO_IN : 0), &inf);
     if (!m) {
         image_free(&img);
+        audio_free(&aud);
         return 1;
     }
     char out[4096];
     int rc = 0;
-    if (infer_answer(inf, &img, prompt, strlen(prompt), ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
+    infer_input in = {.image = &img, .audio = audio ? &aud : NULL, .prompt = prompt,
+                      .prompt_len = prompt ? strlen(prompt) : 0};
+    if (infer_answer_input(inf, &in, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
         rc = cli_fail("ask", err.msg);
     else
         printf("%s\n", out);
     image_free(&img);
+    audio_free(&aud);
     infer_free(inf);
     model_free(m);
     return rc;
@@ -199,6 +213,7 @@ static void eval_usage(FILE *f) {
     fprintf(f,
             "usage: loom eval [-m MODEL] [--n N] [--seed S] [--questions K] [-t N] [-v]\n"
             "       loom eval imagine [options]   (image generation; see loom eval imagine --help)\n"
+            "       loom eval listen --speech FILE [options]   (audio input; see loom eval listen --help)\n"
             "\n"
             "Evaluates a model on held-out Shapes World scenes: for each canvas size (48, 64,\n"
             "80, 96) N scenes of the test split (seeds never used in training), N of the\n"
@@ -217,6 +232,7 @@ static void eval_usage(FILE *f) {
 
 int cmd_eval(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "imagine")) return cmd_eval_imagine(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "listen")) return cmd_eval_listen(argc - 1, argv + 1);
     const char *model = DEFAULT_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
     int verbose = 0;

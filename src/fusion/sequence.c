@@ -36,6 +36,8 @@ void fusion_batch_free(fusion_batch *fb) {
     free(fb->len);
     free(fb->patches);
     free(fb->patch_pos);
+    free(fb->audio);
+    free(fb->audio_pos);
     memset(fb, 0, sizeof *fb);
 }
 
@@ -46,42 +48,69 @@ void fusion_batch_clear(fusion_batch *fb) {
     }
     memset(fb->len, 0, (size_t)fb->B * sizeof *fb->len);
     fb->n_patches = 0;
+    fb->n_audio = 0;
+}
+
+int fusion_batch_reserve_audio(fusion_batch *fb, int32_t audio_dim, int64_t max_audio,
+                               loom_error *err) {
+    size_t bytes;
+    if (audio_dim < 1 || max_audio < 1) return loom_error_set(err, "fusion batch: bad audio size");
+    if (loom_mul_size((size_t)max_audio, (size_t)audio_dim * sizeof(float), &bytes))
+        return loom_error_set(err, "fusion batch: too many audio positions");
+    float *a = malloc(bytes);
+    int64_t *pos = malloc((size_t)max_audio * sizeof *pos);
+    if (!a || !pos) {
+        free(a), free(pos);
+        return loom_error_set(err, "fusion batch: out of memory");
+    }
+    free(fb->audio), free(fb->audio_pos);
+    fb->audio = a, fb->audio_pos = pos;
+    fb->audio_dim = audio_dim, fb->max_audio = max_audio, fb->n_audio = 0;
+    return 0;
+}
+
+int64_t fusion_row_positions(const fusion_row *r) {
+    int64_t n = 1;                                                   /* <bos> */
+    if (r->rows > 0 && r->cols > 0) n += 2 + (int64_t)r->rows * (r->cols + 1); /* <img> (p.. <row>)* </img> */
+    if (r->n_audio > 0) n += 2 + (int64_t)r->n_audio;                /* <aud> a.. </aud> */
+    n += r->n_prompt + (r->with_sep ? 1 : 0) + r->n_answer + (r->close ? 1 : 0); /* prompt <sep> answer <eos> */
+    return n;
 }
 
 int64_t fusion_row_length(int32_t rows, int32_t cols, int32_t n_prompt, int32_t n_answer,
                           int with_sep) {
-    int64_t n = 1;                                            /* <bos> */
-    if (rows > 0 && cols > 0) n += 2 + (int64_t)rows * (cols + 1); /* <img> (p.. <row>)* </img> */
-    n += n_prompt + (with_sep ? 1 : 0) + n_answer + 1;       /* prompt <sep> answer <eos> */
-    return n;
+    fusion_row r = {.rows = rows, .cols = cols, .n_prompt = n_prompt, .n_answer = n_answer,
+                    .with_sep = with_sep, .close = 1};
+    return fusion_row_positions(&r);
 }
 
-int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int32_t rows,
-                         int32_t cols, const int32_t *prompt, int32_t n_prompt,
-                         const int32_t *answer, int32_t n_answer, int with_sep, int close,
-                         loom_error *err) {
+int fusion_batch_put_row(fusion_batch *fb, int32_t b, const fusion_row *r, loom_error *err) {
     if (b < 0 || b >= fb->B) return loom_error_set(err, "fusion: row %d out of range", b);
-    if (rows < 0 || cols < 0 || n_prompt < 0 || n_answer < 0)
+    if (r->rows < 0 || r->cols < 0 || r->n_audio < 0 || r->n_prompt < 0 || r->n_answer < 0)
         return loom_error_set(err, "fusion: negative size");
-    if (rows * (int64_t)cols > 0 && !patches) return loom_error_set(err, "fusion: no patches");
-    int64_t need = fusion_row_length(rows, cols, n_prompt, n_answer, with_sep) - (close ? 0 : 1);
+    const int64_t np = r->rows > 0 && r->cols > 0 ? (int64_t)r->rows * r->cols : 0;
+    if (np > 0 && !r->patches) return loom_error_set(err, "fusion: no patches");
+    if (r->n_audio > 0 && !r->audio) return loom_error_set(err, "fusion: no audio");
+    int64_t need = fusion_row_positions(r);
     if (need > fb->T)
         return loom_error_set(err, "sequence of %lld positions exceeds the context (%d)",
                               (long long)need, fb->T);
-    int64_t np = (int64_t)rows * cols;
     if (fb->n_patches + np > fb->max_patches)
         return loom_error_set(err, "fusion: batch patch capacity (%lld) exceeded",
                               (long long)fb->max_patches);
+    if (fb->n_audio + r->n_audio > fb->max_audio)
+        return loom_error_set(err, "fusion: batch audio capacity (%lld) exceeded",
+                              (long long)fb->max_audio);
     int32_t *tok = fb->tokens + (size_t)b * fb->T, *tgt = fb->targets + (size_t)b * fb->T;
     int32_t t = 0;
     tok[t++] = TOKEN_BOS;
     if (np > 0) {
         tok[t++] = TOKEN_IMG;
-        for (int32_t r = 0; r < rows; r++) {
-            for (int32_t c = 0; c < cols; c++) {
+        for (int32_t y = 0; y < r->rows; y++) {
+            for (int32_t x = 0; x < r->cols; x++) {
                 int64_t pi = fb->n_patches++;
                 memcpy(fb->patches + pi * fb->patch_dim,
-                       patches + ((int64_t)r * cols + c) * fb->patch_dim,
+                       r->patches + ((int64_t)y * r->cols + x) * fb->patch_dim,
                        (size_t)fb->patch_dim * sizeof(float));
                 fb->patch_pos[pi] = (int64_t)b * fb->T + t;
                 tok[t++] = FUSION_PATCH;
@@ -90,13 +119,23 @@ int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int3
         }
         tok[t++] = TOKEN_IMG_END;
     }
-    for (int32_t i = 0; i < n_prompt; i++) tok[t++] = prompt[i];
-    if (with_sep) tok[t++] = TOKEN_SEP;
-    int32_t first_loss = with_sep ? t - 1 : 0;  /* the position that predicts the first answer token */
-    for (int32_t i = 0; i < n_answer; i++) tok[t++] = answer[i];
-    if (close) tok[t++] = TOKEN_EOS;
+    if (r->n_audio > 0) {
+        tok[t++] = TOKEN_AUD;
+        memcpy(fb->audio + fb->n_audio * fb->audio_dim, r->audio,
+               (size_t)r->n_audio * (size_t)fb->audio_dim * sizeof(float));
+        for (int32_t i = 0; i < r->n_audio; i++) {
+            fb->audio_pos[fb->n_audio++] = (int64_t)b * fb->T + t;
+            tok[t++] = FUSION_AUDIO;
+        }
+        tok[t++] = TOKEN_AUD_END;
+    }
+    for (int32_t i = 0; i < r->n_prompt; i++) tok[t++] = r->prompt[i];
+    if (r->with_sep) tok[t++] = TOKEN_SEP;
+    int32_t first_loss = r->with_sep ? t - 1 : 0; /* the position that predicts the first answer token */
+    for (int32_t i = 0; i < r->n_answer; i++) tok[t++] = r->answer[i];
+    if (r->close) tok[t++] = TOKEN_EOS;
     for (int32_t i = 0; i < t; i++) tgt[i] = -1;
-    if (close)
+    if (r->close)
         for (int32_t i = first_loss; i < t - 1; i++) tgt[i] = tok[i + 1];
     for (int32_t i = t; i < fb->T; i++) {
         tok[i] = TOKEN_PAD;
@@ -104,6 +143,16 @@ int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int3
     }
     fb->len[b] = t;
     return 0;
+}
+
+int fusion_batch_set_row(fusion_batch *fb, int32_t b, const float *patches, int32_t rows,
+                         int32_t cols, const int32_t *prompt, int32_t n_prompt,
+                         const int32_t *answer, int32_t n_answer, int with_sep, int close,
+                         loom_error *err) {
+    fusion_row r = {.patches = patches, .rows = rows, .cols = cols, .prompt = prompt,
+                    .n_prompt = n_prompt, .answer = answer, .n_answer = n_answer,
+                    .with_sep = with_sep, .close = close};
+    return fusion_batch_put_row(fb, b, &r, err);
 }
 
 int fusion_batch_add_turn(fusion_batch *fb, int32_t b, const int32_t *prompt, int32_t n_prompt,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encoders/audio_enc.h"
 #include "encoders/patch.h"
 #include "fusion/sequence.h"
 #include "heads/sampler.h"
@@ -14,7 +15,7 @@ struct loom_infer {
     decoder_acts *acts;  /* (1, max_seq): the prompt runs as one batch (decoder_prefill) */
     fusion_batch fb;   /* one row of max_seq positions */
     float *x0;         /* (max_seq, C) */
-    float *scratch;    /* (max_patches, C) */
+    float *scratch;    /* (max(max_patches, max_seq), C) */
     float *logits;     /* (V) */
     float *sample;     /* (2V) sampler scratch */
     uint8_t *allowed;  /* (V) text tokens and <eos> */
@@ -36,8 +37,10 @@ loom_infer *infer_new(const loom_model *m, loom_error *err) {
     inf->acts = decoder_acts_new(&m->cfg, 1, T, err);
     if (!inf->acts) goto fail;
     if (fusion_batch_init(&inf->fb, 1, T, P * P * 3, max_patches, err)) goto fail;
+    if (m->aud.stack > 0 && fusion_batch_reserve_audio(&inf->fb, (int32_t)audio_enc_dim(&m->acfg), T, err))
+        goto fail;
     inf->x0 = floats_alloc((size_t)T * C);
-    inf->scratch = floats_alloc((size_t)(max_patches ? max_patches : 1) * C);
+    inf->scratch = floats_alloc((size_t)(max_patches > T ? max_patches : T) * C);
     inf->logits = floats_alloc((size_t)V);
     inf->sample = floats_alloc((size_t)V * 2);
     inf->allowed = calloc((size_t)V, 1);
@@ -81,35 +84,67 @@ void infer_free(loom_infer *inf) {
     free(inf);
 }
 
+/* Runs <bos> [image] [audio] prompt <sep> through cache kc; the logits of
+ * <sep> land in logits. reserve: positions that must remain after it. */
+static int prefill_input(loom_infer *inf, decoder_cache *kc, const infer_input *in, int32_t reserve,
+                         float *logits, loom_error *err) {
+    const loom_model *m = inf->m;
+    const int32_t T = m->cfg.max_seq, C = m->cfg.d_model;
+    if (in->image && m->img.patch_size <= 0) return loom_error_set(err, "this model has no image input");
+    if (in->audio && m->aud.stack <= 0) return loom_error_set(err, "this model has no audio input");
+    float *patches = NULL, *frames = NULL;
+    int32_t rows = 0, cols = 0;
+    int64_t n_audio = 0;
+    int rc = -1;
+    if (in->image && patch_image(in->image, m->img.patch_size, m->img.max_patch_rows,
+                                 m->img.max_patch_cols, &patches, &rows, &cols, NULL, err))
+        goto done;
+    if (in->audio && audio_enc_prepare(in->audio, m->aud.stack, &frames, &n_audio, err)) goto done;
+    if (n_audio > T) {
+        loom_error_set(err, "audio of %.1f s takes %lld positions; the context holds %d",
+                       (double)in->audio->n / AUDIO_RATE, (long long)n_audio, T);
+        goto done;
+    }
+    size_t needed = 0;
+    int64_t n = tokenizer_encode(m->tok, in->prompt ? in->prompt : "", in->prompt ? in->prompt_len : 0,
+                                 inf->ids, (size_t)T, &needed, err);
+    if (n < 0) {
+        if (needed) loom_error_set(err, "prompt is %zu tokens; the context holds %d", needed, T);
+        goto done;
+    }
+    fusion_row r = {.patches = patches, .rows = rows, .cols = cols, .audio = frames,
+                    .n_audio = (int32_t)n_audio, .prompt = inf->ids, .n_prompt = (int32_t)n,
+                    .with_sep = 1, .close = 0};
+    const int64_t len = fusion_row_positions(&r);
+    if (len + reserve > T) {
+        loom_error_set(err, "the input takes %lld positions%s; the context holds %d", (long long)len,
+                       reserve > 1 ? " before the image codes" : "", T);
+        goto done;
+    }
+    fusion_batch_clear(&inf->fb);
+    if (fusion_batch_put_row(&inf->fb, 0, &r, err)) goto done;
+    model_embed(m, &inf->fb, inf->x0, inf->scratch);
+    decoder_cache_reset(kc);
+    memcpy(inf->acts->x0, inf->x0, (size_t)len * C * sizeof(float));
+    rc = decoder_prefill(&m->cfg, &m->w, kc, inf->acts, (int32_t)len, logits, err);
+done:
+    free(patches);
+    free(frames);
+    return rc;
+}
+
 int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
                      size_t prompt_len, int32_t max_tokens, char *out, size_t cap,
                      loom_error *err) {
+    infer_input in = {.image = img, .prompt = prompt, .prompt_len = prompt_len};
+    return infer_answer_input(inf, &in, max_tokens, out, cap, err);
+}
+
+int64_t infer_answer_input(loom_infer *inf, const infer_input *in, int32_t max_tokens, char *out,
+                           size_t cap, loom_error *err) {
     const loom_model *m = inf->m;
-    const int32_t T = m->cfg.max_seq, C = m->cfg.d_model;
     if (cap) out[0] = '\0';
-    if (img && m->img.patch_size <= 0) return loom_error_set(err, "this model has no image input");
-    float *patches = NULL;
-    int32_t rows = 0, cols = 0;
-    if (img && patch_image(img, m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols,
-                           &patches, &rows, &cols, NULL, err))
-        return -1;
-    size_t needed = 0;
-    int64_t n = tokenizer_encode(m->tok, prompt, prompt_len, inf->ids, (size_t)T, &needed, err);
-    if (n < 0) {
-        free(patches);
-        if (needed) return loom_error_set(err, "prompt is %zu tokens; the context holds %d", needed, T);
-        return -1;
-    }
-    fusion_batch_clear(&inf->fb);
-    int rc = fusion_batch_set_row(&inf->fb, 0, patches, rows, cols, inf->ids, (int32_t)n, NULL, 0,
-                                  1, 0, err);
-    free(patches);
-    if (rc) return -1;
-    model_embed(m, &inf->fb, inf->x0, inf->scratch);
-    const int32_t len = inf->fb.len[0];
-    decoder_cache_reset(inf->kc);
-    memcpy(inf->acts->x0, inf->x0, (size_t)len * C * sizeof(float));
-    if (decoder_prefill(&m->cfg, &m->w, inf->kc, inf->acts, len, inf->logits, err)) return -1;
+    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) return -1;
     sampler_params greedy = {.temp = 0.0f};
     size_t used = 0;
     char piece[TOKENIZER_MAX_TOKEN_BYTES];
@@ -141,25 +176,21 @@ static int prefill_tokens(const loom_model *m, decoder_cache *kc, decoder_acts *
 
 int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
                   const infer_imagine_params *p, int32_t *codes, loom_error *err) {
+    infer_input in = {.prompt = prompt, .prompt_len = prompt_len};
+    return infer_imagine_input(inf, &in, p, codes, err);
+}
+
+int infer_imagine_input(loom_infer *inf, const infer_input *in, const infer_imagine_params *p,
+                        int32_t *codes, loom_error *err) {
     const loom_model *m = inf->m;
     const int32_t T = m->cfg.max_seq, V = m->cfg.vocab_size;
     if (m->gen.n_codes <= 0 || !inf->allowed_codes)
         return loom_error_set(err, "this model has no image output");
+    if (in->image) return loom_error_set(err, "imagine: an image cannot be part of the prompt");
     const int32_t n_codes = m->gen.rows * m->gen.cols;
-    /* <bos> prompt <sep> <boi>, then the codes: all must fit the context */
-    size_t needed = 0;
-    int64_t n = tokenizer_encode(m->tok, prompt, prompt_len, inf->ids + 1, (size_t)(T - 1), &needed, err);
-    if (n < 0) {
-        if (needed) return loom_error_set(err, "prompt is %zu tokens; the context holds %d", needed, T);
-        return -1;
-    }
-    if (1 + n + 2 + n_codes > T)
-        return loom_error_set(err, "prompt is %lld tokens; with <bos> <sep> <boi> and %d image codes "
-                              "the context (%d) is exceeded", (long long)n, n_codes, T);
-    inf->ids[0] = TOKEN_BOS;
-    inf->ids[n + 1] = TOKEN_SEP;
-    inf->ids[n + 2] = TOKEN_BOI;
-    if (prefill_tokens(m, inf->kc, inf->acts, inf->ids, (int32_t)n + 3, inf->logits, err)) return -1;
+    /* <bos> [audio] prompt <sep> <boi>, then the codes: all must fit the context */
+    if (prefill_input(inf, inf->kc, in, 1 + n_codes, inf->logits, err)) return -1;
+    if (decoder_step_token(&m->cfg, &m->w, inf->kc, TOKEN_BOI, inf->logits, err)) return -1;
     const int guide = p->cfg_scale != 1.0f;
     if (guide) {
         if (!inf->kc_uncond && !(inf->kc_uncond = decoder_cache_new(&m->cfg, T, err))) return -1;

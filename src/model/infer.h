@@ -1,9 +1,11 @@
-/* infer.h: answering with a model: an optional image and a prompt in, greedy
- * text out. One prompt template for every front end (CLI, API, server):
+/* infer.h: answering with a model: an optional image, optional audio and a
+ * prompt in, greedy text out. One prompt template for every front end (CLI,
+ * API, server):
  *
- *   <bos> [<img> patches </img>] prompt <sep>  ->  answer <eos>
+ *   <bos> [<img> patches </img>] [<aud> audio </aud>] prompt <sep>  ->  answer <eos>
  *
- * A caption is the answer to the empty prompt. The prefix runs through the KV
+ * A caption is the answer to the empty prompt; a transcript is the answer to
+ * audio alone; a spoken question is audio after the image. The prefix runs through the KV
  * cache, then tokens are decoded greedily, restricted to text tokens and
  * <eos>, until <eos>, max_tokens or the end of the context. */
 #ifndef LOOM_MODEL_INFER_H
@@ -13,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "encoders/audio.h"
 #include "encoders/image.h"
 #include "heads/sampler.h"
 #include "model/model.h"
@@ -22,8 +25,19 @@ typedef struct loom_infer loom_infer;
 loom_infer *infer_new(const loom_model *m, loom_error *err);
 void infer_free(loom_infer *inf);
 
-/* Greedy answer to (img, prompt); img may be NULL. Writes a NUL-terminated
- * string (truncated to cap). Returns its length, or -1. */
+/* What a request gives the model: each part optional (NULL / 0 length). */
+typedef struct infer_input {
+    const loom_image *image;
+    const loom_audio *audio;   /* 16 kHz mono (encoders/audio.h); models with audio input */
+    const char *prompt;
+    size_t prompt_len;
+} infer_input;
+
+/* Greedy answer to in. Writes a NUL-terminated string (truncated to cap).
+ * Returns its length, or -1. */
+int64_t infer_answer_input(loom_infer *inf, const infer_input *in, int32_t max_tokens, char *out,
+                           size_t cap, loom_error *err);
+/* The same for (img, prompt); img may be NULL. */
 int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
                      size_t prompt_len, int32_t max_tokens, char *out, size_t cap,
                      loom_error *err);
@@ -42,7 +56,11 @@ typedef struct infer_imagine_params {
     uint64_t seed;            /* the same seed, model and prompt give the same codes */
 } infer_imagine_params;
 
-/* Writes rows * cols codes (each in [0, n_codes)) to codes. Returns 0, or -1. */
+/* Writes rows * cols codes (each in [0, n_codes)) to codes. Returns 0, or -1.
+ * A spoken prompt (in->audio) takes the text prompt's place:
+ * <bos> <aud> audio </aud> <sep> <boi> ... */
+int infer_imagine_input(loom_infer *inf, const infer_input *in, const infer_imagine_params *p,
+                        int32_t *codes, loom_error *err);
 int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
                   const infer_imagine_params *p, int32_t *codes, loom_error *err);
 

@@ -9,11 +9,11 @@
 #include "core/safetensors.h"
 
 loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err) {
-    return model_new_ex(cfg, NULL, tok, err);
+    return model_new_ex(cfg, NULL, NULL, tok, err);
 }
 
-loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img, tokenizer *tok,
-                         loom_error *err) {
+loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img,
+                         const model_audio_config *aud, tokenizer *tok, loom_error *err) {
     if (img && img->patch_size > 0 &&
         (img->max_patch_rows < 1 || img->max_patch_cols < 1 ||
          img->max_patch_rows > PATCH_MAX_GRID || img->max_patch_cols > PATCH_MAX_GRID)) {
@@ -23,6 +23,13 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
     if (img && img->patch_size > 0) {
         patch_config pc = {.patch = img->patch_size, .d_model = cfg->d_model};
         if (patch_config_check(&pc, err)) {
+            tokenizer_free(tok);
+            return NULL;
+        }
+    }
+    if (aud && aud->stack > 0) {
+        audio_enc_config ac = {.stack = aud->stack, .d_model = cfg->d_model};
+        if (audio_enc_config_check(&ac, err)) {
             tokenizer_free(tok);
             return NULL;
         }
@@ -49,8 +56,14 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
         m->pcfg.patch = img->patch_size;
         m->pcfg.d_model = cfg->d_model;
     }
+    if (aud && aud->stack > 0) {
+        m->aud = *aud;
+        m->acfg.stack = aud->stack;
+        m->acfg.d_model = cfg->d_model;
+    }
     if (decoder_register(cfg, &m->table, err)) goto fail;
     if (m->img.patch_size > 0 && patch_register(&m->pcfg, &m->table, err)) goto fail;
+    if (m->aud.stack > 0 && audio_enc_register(&m->acfg, &m->table, err)) goto fail;
     m->params = floats_alloc(m->table.total);
     if (!m->params) {
         loom_error_set(err, "out of memory for %zu parameters", m->table.total);
@@ -58,6 +71,7 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
     }
     decoder_bind(cfg, &m->table, m->params, &m->w);
     if (m->img.patch_size > 0) patch_bind(&m->pcfg, &m->table, m->params, &m->pw);
+    if (m->aud.stack > 0) audio_enc_bind(&m->acfg, &m->table, m->params, &m->aw);
     return m;
 fail:
     model_free(m);
@@ -69,12 +83,14 @@ void model_init_random(loom_model *m, uint64_t seed) {
     rng_seed(&rng, seed);
     decoder_init_weights(&m->cfg, &m->w, &rng);
     if (m->img.patch_size > 0) patch_init_weights(&m->pcfg, &m->pw, &rng);
+    if (m->aud.stack > 0) audio_enc_init_weights(&m->acfg, &m->aw, &rng);
 }
 
 void model_bind_grads(const loom_model *m, float *buf, model_grads *g) {
     memset(g, 0, sizeof *g);
     decoder_bind(&m->cfg, &m->table, buf, &g->dec);
     if (m->img.patch_size > 0) patch_bind(&m->pcfg, &m->table, buf, &g->patch);
+    if (m->aud.stack > 0) audio_enc_bind(&m->acfg, &m->table, buf, &g->audio);
 }
 
 char *model_config_to_json(const loom_model *m) {
@@ -88,6 +104,7 @@ char *model_config_to_json(const loom_model *m) {
         cJSON_AddNumberToObject(o, "max_patch_rows", m->img.max_patch_rows);
         cJSON_AddNumberToObject(o, "max_patch_cols", m->img.max_patch_cols);
     }
+    if (m->aud.stack > 0) cJSON_AddNumberToObject(o, "audio_stack", m->aud.stack);
     if (m->gen.n_codes > 0) {
         char *vj = vq_config_to_json(&m->vqc);
         cJSON *v = vj ? cJSON_Parse(vj) : NULL;
@@ -106,15 +123,18 @@ char *model_config_to_json(const loom_model *m) {
     return s;
 }
 
-/* Reads the image keys of a config JSON; absent keys mean a text-only model. */
-static int image_config_from_json(const char *json, model_image_config *img, loom_error *err) {
+/* Reads the image and audio input keys of a config JSON; absent keys mean no
+ * such input. */
+static int input_config_from_json(const char *json, model_image_config *img,
+                                  model_audio_config *aud, loom_error *err) {
     memset(img, 0, sizeof *img);
+    memset(aud, 0, sizeof *aud);
     cJSON *o = cJSON_Parse(json);
     if (!o) return loom_error_set(err, "config: not JSON");
-    const char *keys[3] = {"patch_size", "max_patch_rows", "max_patch_cols"};
-    int32_t *dst[3] = {&img->patch_size, &img->max_patch_rows, &img->max_patch_cols};
+    const char *keys[4] = {"patch_size", "max_patch_rows", "max_patch_cols", "audio_stack"};
+    int32_t *dst[4] = {&img->patch_size, &img->max_patch_rows, &img->max_patch_cols, &aud->stack};
     int rc = 0;
-    for (int i = 0; i < 3 && !rc; i++) {
+    for (int i = 0; i < 4 && !rc; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
         if (!v) continue;
         if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4096 ||
@@ -167,6 +187,11 @@ void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *
         for (int64_t p = 0; p < fb->n_patches; p++)
             memcpy(x0 + fb->patch_pos[p] * C, scratch + p * C, (size_t)C * sizeof(float));
     }
+    if (fb->n_audio > 0 && m->aud.stack > 0) {
+        audio_enc_forward(&m->acfg, &m->aw, fb->audio, fb->n_audio, scratch, C);
+        for (int64_t p = 0; p < fb->n_audio; p++)
+            memcpy(x0 + fb->audio_pos[p] * C, scratch + p * C, (size_t)C * sizeof(float));
+    }
 }
 
 void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batch *fb,
@@ -183,6 +208,11 @@ void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batc
         for (int64_t p = 0; p < fb->n_patches; p++)
             memcpy(scratch + p * C, dx0 + fb->patch_pos[p] * C, (size_t)C * sizeof(float));
         patch_backward(&m->pcfg, &m->pw, &g->patch, fb->patches, fb->n_patches, scratch, C);
+    }
+    if (fb->n_audio > 0 && m->aud.stack > 0) {
+        for (int64_t p = 0; p < fb->n_audio; p++)
+            memcpy(scratch + p * C, dx0 + fb->audio_pos[p] * C, (size_t)C * sizeof(float));
+        audio_enc_backward(&m->acfg, &g->audio, fb->audio, fb->n_audio, scratch, C);
     }
 }
 
@@ -334,15 +364,16 @@ loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     if (!cj) return loom_error_set(err, "no config in metadata"), NULL;
     decoder_config cfg;
     model_image_config img;
+    model_audio_config aud;
     if (decoder_config_from_json(cj, &cfg, err)) return NULL;
-    if (image_config_from_json(cj, &img, err)) return NULL;
+    if (input_config_from_json(cj, &img, &aud, err)) return NULL;
     tokenizer *tok = NULL;
     const char *tj = st_meta(f, "tokenizer");
     if (tj) {
         tok = tokenizer_from_json(tj, strlen(tj), err);
         if (!tok) return loom_error_wrap(err, "tokenizer"), NULL;
     }
-    loom_model *m = model_new_ex(&cfg, &img, tok, err);
+    loom_model *m = model_new_ex(&cfg, &img, &aud, tok, err);
     if (!m) return NULL;
     if (gen_config_from_json(m, cj, err)) {
         model_free(m);

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/params.h"
 #include "decoder/decoder.h"
+#include "encoders/audio_enc.h"
 #include "encoders/patch.h"
 #include "fusion/sequence.h"
 #include "fusion/tokenizer.h"
@@ -25,6 +26,14 @@ typedef struct model_image_config {
     int32_t max_patch_rows, max_patch_cols;
 } model_image_config;
 
+/* The audio input: log-mel frames (whisper's parameters) grouped `stack` at
+ * a time and projected linearly to d_model, one position per group
+ * (encoders/audio_enc.h). stack 0 means no audio input. Stored in the config
+ * JSON as "audio_stack". */
+typedef struct model_audio_config {
+    int32_t stack;
+} model_audio_config;
+
 /* The image output: a generated image is a rows x cols grid of VQ codes
  * (heads/vq.h) decoded to pixels; code k is decoder token code_base + k, after
  * every tokenizer token. n_codes 0 means no image output. */
@@ -38,6 +47,7 @@ typedef struct loom_model {
     decoder_config  cfg;
     model_image_config img;     /* img.patch_size 0: no image input */
     model_gen_config gen;       /* gen.n_codes 0: no image output */
+    model_audio_config aud;     /* aud.stack 0: no audio input */
     /* The VQ head of image output (gen.n_codes > 0). Its tensors live in two
      * tables of their own, outside params: training the transformer never
      * updates them (the VQ is trained first, by `loom train --vq-only`). */
@@ -48,11 +58,13 @@ typedef struct loom_model {
     float          *vq_state_buf; /* (vq_state.total) */
     vq_weights      vqw;
     patch_config    pcfg;       /* {patch_size, d_model} when images are on */
+    audio_enc_config acfg;      /* {stack, d_model} when audio is on */
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
     float          *params;     /* (table.total) */
     decoder_weights w;          /* views into params */
     patch_weights   pw;         /* views into params (NULL pointers without images) */
+    audio_enc_weights aw;       /* views into params (NULL pointers without audio) */
     char           *train_json; /* optional recipe/step metadata, or NULL */
 } loom_model;
 
@@ -60,13 +72,15 @@ typedef struct loom_model {
 typedef struct model_grads {
     decoder_weights dec;
     patch_weights   patch;
+    audio_enc_weights audio;
 } model_grads;
 
 /* A model with zeroed parameters; takes ownership of tok (even on failure). */
 loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err);
-/* The same with image input when img != NULL and img->patch_size > 0. */
-loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img, tokenizer *tok,
-                         loom_error *err);
+/* The same with image input when img != NULL and img->patch_size > 0, and
+ * audio input when aud != NULL and aud->stack > 0. */
+loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *img,
+                         const model_audio_config *aud, tokenizer *tok, loom_error *err);
 /* Gives m image output: VQ head vc (weights zeroed; read or copy them in),
  * codes at decoder ids [code_base, code_base + vc->codes), a generated image
  * of rows x cols codes. The decoder's vocabulary must hold them all. */
@@ -90,9 +104,10 @@ void model_bind_grads(const loom_model *m, float *buf, model_grads *g);
 char *model_config_to_json(const loom_model *m);
 
 /* x0 (B, T, C) for a fusion batch: tok_emb rows for tokens, projected patches
- * for FUSION_PATCH positions. scratch: (max_patches, C). */
+ * for FUSION_PATCH positions, projected audio frames for FUSION_AUDIO ones.
+ * scratch: (max(max_patches, max_audio), C). */
 void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *scratch);
-/* Backward of model_embed: adds into g (tok_emb and the projector). */
+/* Backward of model_embed: adds into g (tok_emb and the projectors). */
 void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batch *fb,
                           const float *dx0, float *scratch);
 void model_init_random(loom_model *m, uint64_t seed);

@@ -7,6 +7,7 @@
 
 #include "data/shapes.h"
 #include "data/shapes_prompt.h"
+#include "encoders/audio_enc.h"
 #include "encoders/patch.h"
 #include "fusion/tokenizer.h"
 
@@ -23,7 +24,7 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
     char *slash = strrchr(dir, '/');
     if (slash) slash[1] = '\0';
     else dir[0] = '\0';
-    size_t cap_r = 0, cap_i = 0, line_no = 0;
+    size_t cap_r = 0, cap_i = 0, cap_a = 0, line_no = 0;
     char *line = NULL;
     size_t line_cap = 0;
     ssize_t got;
@@ -37,15 +38,16 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
         if (got == 0) continue;
         cJSON *o = cJSON_ParseWithLength(line, (size_t)got);
         const cJSON *im = o ? cJSON_GetObjectItemCaseSensitive(o, "image") : NULL;
+        const cJSON *au = o ? cJSON_GetObjectItemCaseSensitive(o, "audio") : NULL;
         const cJSON *p = o ? cJSON_GetObjectItemCaseSensitive(o, "prompt") : NULL;
         const cJSON *a = o ? cJSON_GetObjectItemCaseSensitive(o, "answer") : NULL;
         const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
         if (!cJSON_IsObject(o)) {
             rc = loom_error_set(err, "%s:%zu: not a JSON object", path, line_no);
         } else if (!(cJSON_IsString(a) || cJSON_IsString(t)) || (im && !cJSON_IsString(im)) ||
-                   (p && !cJSON_IsString(p))) {
-            rc = loom_error_set(err, "%s:%zu: want string \"answer\" (or \"text\"), optional string "
-                                "\"prompt\" and \"image\"", path, line_no);
+                   (p && !cJSON_IsString(p)) || (au && !cJSON_IsString(au))) {
+            rc = loom_error_set(err, "%s:%zu: want string \"answer\" (or \"text\"), optional strings "
+                                "\"prompt\", \"image\" and \"audio\"", path, line_no);
         } else {
             if (s->n_recs == cap_r) {
                 cap_r = cap_r ? cap_r * 2 : 1024;
@@ -56,6 +58,7 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
             manifest_record *r = rc ? NULL : &s->recs[s->n_recs];
             if (r) {
                 r->image = -1;
+                r->audio = -1;
                 r->prompt = NULL;
                 r->answer = strdup(cJSON_IsString(a) ? a->valuestring : t->valuestring);
                 if (cJSON_IsString(a)) r->prompt = strdup(p ? p->valuestring : "");
@@ -83,6 +86,20 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
                     }
                 }
             }
+            if (!rc && au) {
+                if (s->n_audio == cap_a) {
+                    cap_a = cap_a ? cap_a * 2 : 1024;
+                    loom_audio *na = realloc(s->audio, cap_a * sizeof *na);
+                    if (!na) rc = loom_error_set(err, "out of memory");
+                    else s->audio = na;
+                }
+                char full[8192];
+                if (au->valuestring[0] == '/') snprintf(full, sizeof full, "%s", au->valuestring);
+                else snprintf(full, sizeof full, "%s%s", dir, au->valuestring);
+                if (!rc && audio_load_file(full, &s->audio[s->n_audio], err))
+                    rc = loom_error_wrap(err, "%s:%zu", path, line_no);
+                if (!rc) r->audio = (int32_t)s->n_audio++;
+            }
             if (r) s->n_recs++;
         }
         cJSON_Delete(o);
@@ -101,7 +118,7 @@ static int manifest_has_images(const char *path) {
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    return strstr(buf, "\"image\"") != NULL;
+    return strstr(buf, "\"image\"") != NULL || strstr(buf, "\"audio\"") != NULL;
 }
 
 /* ---- open / close -------------------------------------------------------- */
@@ -114,6 +131,7 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
     s->gen_frac = 0.35f;
     s->gen_drop = 0.25f;
     s->gen_uncond = 0.1f;
+    s->speech_frac = 0.3f;
     if (strcmp(spec, "shapes") == 0) {
         s->kind = SOURCE_SHAPES;
         return 0;
@@ -139,6 +157,13 @@ void source_close(train_source *s) {
     corpus_free(&s->eval_c);
     for (size_t i = 0; i < s->n_images; i++) image_free(&s->images[i]);
     free(s->images);
+    for (size_t i = 0; i < s->n_audio; i++) {
+        audio_free(&s->audio[i]);
+        if (s->audio_frames) free(s->audio_frames[i]);
+    }
+    free(s->audio);
+    free(s->audio_frames);
+    free(s->audio_pos);
     for (size_t i = 0; i < s->n_recs; i++) {
         free(s->recs[i].prompt);
         free(s->recs[i].answer);
@@ -150,12 +175,50 @@ void source_close(train_source *s) {
     free(s->gen_codes);
     free(s->gen_row);
     free(s->gen_prompt);
+    free(s->gen_utt);
+    speech_bank_free(&s->speech);
+    free(s->prompt_utts);
     memset(s, 0, sizeof *s);
 }
 
 int source_is_multimodal(const train_source *s) {
     return s->kind == SOURCE_SHAPES || (s->kind == SOURCE_MANIFEST && s->n_images > 0);
 }
+
+/* Log-mel frames for every manifest audio file, grouped by the model's stack. */
+static int manifest_prepare_audio(train_source *s, const loom_model *m, loom_error *err) {
+    if (s->n_audio == 0) return 0;
+    if (m->aud.stack <= 0) return loom_error_set(err, "the data has audio but the model has no audio input");
+    s->audio_frames = calloc(s->n_audio, sizeof *s->audio_frames);
+    s->audio_pos = calloc(s->n_audio, sizeof *s->audio_pos);
+    if (!s->audio_frames || !s->audio_pos) return loom_error_set(err, "out of memory");
+    for (size_t i = 0; i < s->n_audio; i++) {
+        int64_t P;
+        if (audio_enc_prepare(&s->audio[i], m->aud.stack, &s->audio_frames[i], &P, err)) return -1;
+        s->audio_pos[i] = P > INT32_MAX ? INT32_MAX : (int32_t)P;
+        audio_free(&s->audio[i]);
+    }
+    return 0;
+}
+
+int source_add_speech(train_source *s, const char *manifest, loom_error *err) {
+    if (s->kind != SOURCE_SHAPES) return loom_error_set(err, "--speech goes with --data shapes");
+    if (speech_bank_load(&s->speech, manifest, err)) return -1;
+    s->n_prompt_utts = speech_bank_count(&s->speech, SPEECH_TASK_PROMPT);
+    s->prompt_utts = malloc((s->n_prompt_utts ? s->n_prompt_utts : 1) * sizeof *s->prompt_utts);
+    if (!s->prompt_utts) return loom_error_set(err, "out of memory");
+    for (size_t i = 0, k = 0; i < s->speech.n; i++) {
+        if (s->speech.u[i].task != SPEECH_TASK_PROMPT) continue;
+        shapes_scene sc;
+        if (shapes_scene_from_caption(s->speech.u[i].scene, &sc, err))
+            return loom_error_wrap(err, "%s: %s: \"scene\"", manifest, s->speech.u[i].path);
+        s->prompt_utts[k++] = i;
+    }
+    s->has_speech = 1;
+    return 0;
+}
+
+int source_has_audio(const train_source *s) { return s->has_speech || s->n_audio > 0; }
 
 int source_has_eval(const train_source *s) {
     switch (s->kind) {
@@ -232,6 +295,7 @@ int source_tokenizer_docs(train_source *s, char ***docs, size_t **lens, size_t *
 int source_prepare(train_source *s, const loom_model *m, int32_t T, loom_error *err) {
     if (source_is_multimodal(s) && m->img.patch_size <= 0)
         return loom_error_set(err, "the data has images but the model has no image input");
+    if (manifest_prepare_audio(s, m, err)) return -1;
     if (s->kind == SOURCE_TEXT) {
         size_t n_eval = (size_t)((double)s->raw.n * s->eval_frac);
         if (n_eval == 0 && s->raw.n > 1 && s->eval_frac > 0) n_eval = 1;
@@ -249,6 +313,10 @@ int source_prepare(train_source *s, const loom_model *m, int32_t T, loom_error *
         s->rgb = malloc((size_t)96 * 96 * 3);  /* the largest Shapes World canvas */
         if (!s->patches || !s->rgb) return loom_error_set(err, "out of memory");
     }
+    if (s->has_speech) {
+        if (m->aud.stack <= 0) return loom_error_set(err, "the data has audio but the model has no audio input");
+        if (speech_bank_prepare(&s->speech, m->aud.stack, err)) return loom_error_wrap(err, "--speech");
+    }
     return 0;
 }
 
@@ -259,9 +327,11 @@ static int32_t encode(const loom_model *m, const char *text, int32_t *out, int32
     return n < 0 ? -1 : (int32_t)n;
 }
 
-/* Lays one (image, prompt, answer) record into row b. */
-static int set_record(const loom_model *m, fusion_batch *fb, int32_t b, const loom_image *img,
-                      float *patches, const char *prompt, const char *answer, loom_error *err) {
+/* Lays one (image, audio, prompt, answer) record into row b; audio: n_audio
+ * positions of frames, or NULL. */
+static int set_record_audio(const loom_model *m, fusion_batch *fb, int32_t b, const loom_image *img,
+                            const float *audio, int32_t n_audio, const char *prompt,
+                            const char *answer, loom_error *err) {
     int32_t ptok[SOURCE_MAX_TEXT_TOKENS], atok[SOURCE_MAX_TEXT_TOKENS];
     int32_t rows = 0, cols = 0, np = 0, na;
     float *owned = NULL;
@@ -271,17 +341,24 @@ static int set_record(const loom_model *m, fusion_batch *fb, int32_t b, const lo
                         &owned, &rows, &cols, NULL, err))
             return -1;
         pp = owned;
-        (void)patches;
     }
     if (prompt && (np = encode(m, prompt, ptok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) goto fail;
     if ((na = encode(m, answer, atok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) goto fail;
-    if (fusion_batch_set_row(fb, b, pp, rows, cols, ptok, np, atok, na, prompt != NULL, 1, err))
-        goto fail;
+    fusion_row r = {.patches = pp, .rows = rows, .cols = cols, .audio = audio, .n_audio = audio ? n_audio : 0,
+                    .prompt = ptok, .n_prompt = np, .answer = atok, .n_answer = na,
+                    .with_sep = prompt != NULL || audio != NULL, .close = 1};
+    if (fusion_batch_put_row(fb, b, &r, err)) goto fail;
     free(owned);
     return 0;
 fail:
     free(owned);
     return -1;
+}
+
+static int set_record(const loom_model *m, fusion_batch *fb, int32_t b, const loom_image *img,
+                      float *patches, const char *prompt, const char *answer, loom_error *err) {
+    (void)patches;
+    return set_record_audio(m, fb, b, img, NULL, 0, prompt, answer, err);
 }
 
 /* One Shapes World record of a split from rng: a caption (caption_frac of
@@ -290,12 +367,13 @@ fail:
 static int gen_reserve(train_source *s, const loom_model *m, int32_t B, loom_error *err) {
     if (s->gen_cap >= B) return 0;
     const size_t img = (size_t)model_gen_height(m) * model_gen_width(m) * 3;
-    free(s->gen_rgb), free(s->gen_codes), free(s->gen_row), free(s->gen_prompt);
+    free(s->gen_rgb), free(s->gen_codes), free(s->gen_row), free(s->gen_prompt), free(s->gen_utt);
+    s->gen_utt = malloc((size_t)B * sizeof *s->gen_utt);
     s->gen_rgb = malloc((size_t)B * img);
     s->gen_codes = malloc((size_t)B * m->gen.rows * m->gen.cols * sizeof *s->gen_codes);
     s->gen_row = malloc((size_t)B * sizeof *s->gen_row);
     s->gen_prompt = malloc((size_t)B * sizeof *s->gen_prompt);
-    s->gen_cap = s->gen_rgb && s->gen_codes && s->gen_row && s->gen_prompt ? B : 0;
+    s->gen_cap = s->gen_rgb && s->gen_codes && s->gen_row && s->gen_prompt && s->gen_utt ? B : 0;
     return s->gen_cap ? 0 : loom_error_set(err, "out of memory");
 }
 
@@ -329,6 +407,28 @@ static int gen_record(train_source *s, const loom_model *m, fusion_batch *fb, in
     }
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, rgb, rng, err)) return -1;
     s->gen_row[k] = b;
+    s->gen_utt[k] = -1;
+    s->gen_n++;
+    return 0;
+}
+
+/* A generation row whose prompt is spoken: utterance u of the bank and its
+ * scene, rendered at the generation size; pending until gen_flush. */
+static int gen_record_spoken(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                             size_t u, loom_rng *rng, loom_error *err) {
+    const int32_t H = model_gen_height(m), W = model_gen_width(m), n_codes = m->gen.rows * m->gen.cols;
+    const speech_utt *su = &s->speech.u[u];
+    fusion_row r = {.n_audio = su->n_pos, .n_answer = n_codes + 2, .with_sep = 1, .close = 1};
+    if (fusion_row_positions(&r) > fb->T) return 1; /* the caller draws another */
+    shapes_scene sc;
+    if (shapes_scene_from_caption(su->scene, &sc, err)) return -1;
+    const int32_t k = s->gen_n;
+    if (shapes_scene_layout(&sc, W, H, rng, err) ||
+        shapes_render(&sc, s->gen_rgb + (size_t)k * H * W * 3, rng, err))
+        return -1;
+    s->gen_prompt[k][0] = '\0';
+    s->gen_row[k] = b;
+    s->gen_utt[k] = (int32_t)u;
     s->gen_n++;
     return 0;
 }
@@ -349,23 +449,82 @@ static int gen_flush(train_source *s, const loom_model *m, fusion_batch *fb, loo
         atok[0] = TOKEN_BOI;
         for (int32_t i = 0; i < n_codes; i++) atok[1 + i] = m->gen.code_base + s->gen_codes[(size_t)k * n_codes + i];
         atok[1 + n_codes] = TOKEN_EOI;
-        if (fusion_batch_set_row(fb, s->gen_row[k], NULL, 0, 0, ptok, np, atok, n_codes + 2, 1, 1, err))
-            return -1;
+        fusion_row r = {.prompt = ptok, .n_prompt = np, .answer = atok, .n_answer = n_codes + 2,
+                        .with_sep = 1, .close = 1};
+        if (s->gen_utt[k] >= 0) {
+            r.audio = s->speech.u[s->gen_utt[k]].frames;
+            r.n_audio = s->speech.u[s->gen_utt[k]].n_pos;
+        }
+        if (fusion_batch_put_row(fb, s->gen_row[k], &r, err)) return -1;
     }
     s->gen_n = 0;
     return 0;
 }
 
+static const int32_t shapes_sides[4] = {48, 64, 80, 96};
+
+/* A spoken row: a transcript, a spoken question about scene sc (rendered at
+ * a random canvas size), or a spoken prompt -> image codes (models with
+ * image output), each a third of the time; a question nobody spoke in the
+ * bank, or audio too long for the row, falls back to a transcript. */
+static int speech_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                         const shapes_scene *scene, loom_rng *rng, loom_error *err) {
+    const speech_bank *bank = &s->speech;
+    const int can_gen = m->gen.n_codes > 0 && s->n_prompt_utts > 0;
+    const uint32_t kind = rng_below(rng, can_gen ? 3 : 2);
+    int32_t atok[SOURCE_MAX_TEXT_TOKENS], na;
+    if (kind == 1) {
+        shapes_question q;
+        size_t first, n;
+        if (shapes_question_sample_mix(scene, rng, &q)) return loom_error_set(err, "shapes: no question");
+        if ((n = speech_bank_find(bank, q.prompt, &first)) > 0) {
+            const speech_utt *u = &bank->u[bank->by_text[first + rng_below(rng, (uint32_t)n)]];
+            shapes_scene sc = *scene;
+            int32_t W = shapes_sides[rng_below(rng, 4)], H = shapes_sides[rng_below(rng, 4)];
+            if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
+            loom_image img = {.width = W, .height = H, .rgb = s->rgb};
+            float *patches = NULL;
+            int32_t rows, cols;
+            if (patch_image(&img, m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols,
+                            &patches, &rows, &cols, NULL, err))
+                return -1;
+            if ((na = encode(m, q.answer, atok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) {
+                free(patches);
+                return -1;
+            }
+            fusion_row r = {.patches = patches, .rows = rows, .cols = cols, .audio = u->frames,
+                            .n_audio = u->n_pos, .answer = atok, .n_answer = na, .with_sep = 1, .close = 1};
+            int rc = fusion_row_positions(&r) <= fb->T ? fusion_batch_put_row(fb, b, &r, err) : 1;
+            free(patches);
+            if (rc <= 0) return rc;
+        }
+    }
+    for (int tries = 0; tries < 16; tries++) {
+        if (kind == 2) {
+            int rc = gen_reserve(s, m, fb->B, err);
+            if (!rc) rc = gen_record_spoken(s, m, fb, b, s->prompt_utts[rng_u64(rng) % s->n_prompt_utts], rng, err);
+            if (rc <= 0) return rc;
+            continue;
+        }
+        const speech_utt *u = &bank->u[rng_u64(rng) % bank->n];
+        if ((na = encode(m, u->text, atok, SOURCE_MAX_TEXT_TOKENS, err)) < 0) return -1;
+        fusion_row r = {.audio = u->frames, .n_audio = u->n_pos, .answer = atok, .n_answer = na,
+                        .with_sep = 1, .close = 1};
+        if (fusion_row_positions(&r) <= fb->T) return fusion_batch_put_row(fb, b, &r, err);
+    }
+    return loom_error_set(err, "spoken rows do not fit the sequence length %d: raise --seq", fb->T);
+}
+
 static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
                          enum shapes_split split, loom_rng *rng, loom_error *err) {
-    static const int32_t sides[4] = {48, 64, 80, 96};
     shapes_scene sc;
     shapes_scene_sample_split(&sc, split, rng);
+    if (s->has_speech && rng_uniform(rng) < s->speech_frac) return speech_record(s, m, fb, b, &sc, rng, err);
     if (m->gen.n_codes > 0 && rng_uniform(rng) < s->gen_frac) {
         if (gen_reserve(s, m, fb->B, err)) return -1;
         return gen_record(s, m, fb, b, &sc, split, rng, err);
     }
-    int32_t W = sides[rng_below(rng, 4)], H = sides[rng_below(rng, 4)];
+    int32_t W = shapes_sides[rng_below(rng, 4)], H = shapes_sides[rng_below(rng, 4)];
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
     loom_image img = {.width = W, .height = H, .rgb = s->rgb};
     char caption[SHAPES_CAPTION_MAX];
@@ -400,8 +559,9 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
 static int manifest_row(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
                         size_t r, loom_error *err) {
     const manifest_record *rec = &s->recs[r];
-    return set_record(m, fb, b, rec->image >= 0 ? &s->images[rec->image] : NULL, s->patches,
-                      rec->prompt, rec->answer, err);
+    return set_record_audio(m, fb, b, rec->image >= 0 ? &s->images[rec->image] : NULL,
+                            rec->audio >= 0 ? s->audio_frames[rec->audio] : NULL,
+                            rec->audio >= 0 ? s->audio_pos[rec->audio] : 0, rec->prompt, rec->answer, err);
 }
 
 int source_sample(train_source *s, const loom_model *m, loom_rng *rng, fusion_batch *fb,

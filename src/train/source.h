@@ -5,8 +5,13 @@
  *                                        (train split), each a caption or questions;
  *                                        for a model with image output also
  *                                        prompt -> image codes (gen_frac of rows)
- *   JSONL with "image" keys              {"image": PATH, "prompt": ..., "answer": ...}
- *                                        records; PATH relative to the manifest
+ *   JSONL with "image"/"audio" keys      {"image": PATH, "audio": PATH, "prompt": ...,
+ *                                        "answer": ...} records (image, audio, prompt
+ *                                        each optional); PATH relative to the manifest
+ *   "shapes" + a speech manifest         also spoken rows (train/speech_bank.h):
+ *                                          <aud> a.. </aud> <sep> transcript <eos>
+ *                                          <img> p.. </img> <aud> a.. </aud> <sep> answer <eos>
+ *                                          <aud> a.. </aud> <sep> <boi> codes <eoi> <eos>
  *
  * Every source fills fusion batches (fusion/sequence.h); the model embeds
  * them. Evaluation batches are fixed: held-out records, or for "shapes" the
@@ -23,11 +28,13 @@
 #include "fusion/sequence.h"
 #include "model/model.h"
 #include "train/data.h"
+#include "train/speech_bank.h"
 
 typedef enum { SOURCE_TEXT, SOURCE_SHAPES, SOURCE_MANIFEST } source_kind;
 
 typedef struct manifest_record {
     int32_t image;      /* index into images, or -1 */
+    int32_t audio;      /* index into audio, or -1 */
     char   *prompt;     /* NULL: plain text record */
     char   *answer;
 } manifest_record;
@@ -47,6 +54,10 @@ typedef struct train_source {
     /* manifest */
     loom_image *images;
     size_t n_images;
+    loom_audio *audio;           /* decoded, until source_prepare turns them into frames */
+    float **audio_frames;        /* (n_audio) the model's audio positions of each */
+    int32_t *audio_pos;          /* (n_audio) how many */
+    size_t n_audio;
     manifest_record *recs;
     size_t n_recs, n_train;      /* records [n_train, n_recs) are held out */
     /* scratch */
@@ -58,11 +69,22 @@ typedef struct train_source {
     int32_t *gen_codes;          /* (gen_cap, rows * cols) */
     int32_t *gen_row;            /* (gen_cap) batch row */
     char (*gen_prompt)[256];     /* (gen_cap) prompt text */
+    int32_t *gen_utt;            /* (gen_cap) spoken prompt (speech utterance), or -1 */
+    /* speech (shapes with --speech): spoken rows, speech_frac of all rows */
+    int has_speech;
+    float speech_frac;
+    speech_bank speech;
+    size_t *prompt_utts, n_prompt_utts;  /* the bank's spoken prompts */
 } train_source;
 
 int  source_open(train_source *s, const char *spec, float eval_frac, loom_error *err);
 void source_close(train_source *s);
 int  source_is_multimodal(const train_source *s);
+/* Adds spoken prompts and questions (a `loom data speech` manifest) to a
+ * shapes source: then speech_frac of the rows are spoken (a transcript, a
+ * spoken question about an image, or a spoken prompt -> image codes). */
+int  source_add_speech(train_source *s, const char *manifest, loom_error *err);
+int  source_has_audio(const train_source *s);
 /* Documents for tokenizer training (pointers into the source or into
  * generated strings owned by *arena; free *arena after training). */
 int  source_tokenizer_docs(train_source *s, char ***docs, size_t **lens, size_t *n,

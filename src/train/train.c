@@ -43,6 +43,7 @@ train_options train_default_options(void) {
     o.image.patch_size = 8;
     o.image.max_patch_rows = 8;
     o.image.max_patch_cols = 8;
+    o.audio.stack = 8;
     o.vq = vq_default_config();
     o.vq_side = 64;
     o.vq_restart = 1.0f;
@@ -180,7 +181,7 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
     double t0 = clock_now_s();
     loom_model *init = NULL;
     tokenizer *tok = NULL;
-    vq_config vc;
+    vq_config vc = {0};
     param_table vpt, vst;
     float *vp = NULL, *vs = NULL;
     int rc = -1;
@@ -218,22 +219,29 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
         loom_error_wrap(err, "--vq");
         goto done;
     }
+    /* image output: --vq's head, else the --init model's */
+    const loom_model *vq_from = !o->vq_file && init && init->gen.n_codes > 0 ? init : NULL;
+    if (vq_from) vc = vq_from->vqc;
+    const int have_vq = o->vq_file || vq_from;
     decoder_config cfg = init ? init->cfg : o->model;
     const int32_t tok_v = tokenizer_vocab_size(tok);
-    cfg.vocab_size = tok_v + (o->vq_file ? vc.codes : 0);
+    cfg.vocab_size = tok_v + (have_vq ? vc.codes : 0);
     if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
     model_image_config img = init ? init->img : o->image;
     if (!init && !source_is_multimodal(src)) img.patch_size = 0;
-    tr->m = model_new_ex(&cfg, &img, tok, err);
+    model_audio_config aud = init ? init->aud : (model_audio_config){0};
+    if (aud.stack == 0 && source_has_audio(src)) aud = o->audio;
+    tr->m = model_new_ex(&cfg, &img, &aud, tok, err);
     tok = NULL; /* owned by the model now, even on failure */
     if (!tr->m) goto done;
     model_init_random(tr->m, o->seed);
-    if (o->vq_file) {
+    if (have_vq) {
         /* the generation target: 64 x 64 pixels (DESIGN), at least one code */
         const int32_t S = vq_stride(&vc), r = 64 / S > 0 ? 64 / S : 1;
         if (model_attach_vq(tr->m, &vc, tok_v, r, r, err)) goto done;
-        memcpy(tr->m->vq_params, vp, vpt.total * sizeof(float));
-        memcpy(tr->m->vq_state_buf, vs, vst.total * sizeof(float));
+        memcpy(tr->m->vq_params, vq_from ? vq_from->vq_params : vp, tr->m->vq_table.total * sizeof(float));
+        memcpy(tr->m->vq_state_buf, vq_from ? vq_from->vq_state_buf : vs,
+               tr->m->vq_state.total * sizeof(float));
     }
     if (init && copy_weights(tr->m, init, err)) goto done;
     rc = 0;
@@ -265,6 +273,14 @@ int train_run(const train_options *o, loom_error *err) {
     FILE *logf = NULL;
     int rc = -1;
     if (source_open(&src, o->data, o->eval_frac, err)) return -1;
+    if (o->speech && source_add_speech(&src, o->speech, err)) {
+        source_close(&src);
+        return -1;
+    }
+    if (o->speech)
+        loom_log(LOOM_LOG_INFO, "loom: speech: %zu utterances, %.0f s (%zu prompts, %zu questions)",
+                 src.speech.n, src.speech.seconds, speech_bank_count(&src.speech, SPEECH_TASK_PROMPT),
+                 speech_bank_count(&src.speech, SPEECH_TASK_QUESTION));
 
     int resumed = o->resume && ckpt_exists(ckpt_path);
     if (resumed) {
@@ -301,7 +317,11 @@ int train_run(const train_options *o, loom_error *err) {
     acts = decoder_acts_new(cfg, B, T, err);
     if (!acts) goto done;
     if (fusion_batch_init(&fb, B, T, P * P * 3, max_patches, err)) goto done;
-    scratch = floats_alloc((size_t)(max_patches ? max_patches : 1) * (size_t)cfg->d_model);
+    const int64_t max_audio = tr.m->aud.stack > 0 ? (int64_t)B * T : 0;
+    if (max_audio && fusion_batch_reserve_audio(&fb, (int32_t)audio_enc_dim(&tr.m->acfg), max_audio, err))
+        goto done;
+    const int64_t scratch_rows = max_patches > max_audio ? max_patches : max_audio;
+    scratch = floats_alloc((size_t)(scratch_rows ? scratch_rows : 1) * (size_t)cfg->d_model);
     if (!scratch) {
         loom_error_set(err, "out of memory");
         goto done;

@@ -19,6 +19,8 @@ typedef struct train_options {
     int         resume;      /* continue from ckpt if it exists */
     decoder_config model;    /* vocab_size is the tokenizer's target size */
     model_image_config image; /* used when the data has images */
+    model_audio_config audio; /* used when the data has audio (--speech) */
+    const char *speech;      /* --speech MANIFEST: spoken prompts/questions for shapes rows */
     int32_t batch, seq, accum;
     int64_t steps, warmup;
     float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;
@@ -29,8 +31,9 @@ typedef struct train_options {
     int64_t stop_after;      /* stop (checkpointed) after this many steps of this run; 0 = no */
     int     quiet;
     const char *vq_file;     /* --vq FILE: give the model image output with this trained VQ */
-    const char *init;        /* --init MODEL: start from its weights and tokenizer (a new
-                                run; the vocabulary may grow by the VQ's codes) */
+    const char *init;        /* --init MODEL: start from its weights, tokenizer and image
+                                output (a new run; the vocabulary may grow by the VQ's
+                                codes, audio input may be added) */
     /* --vq-only: train the VQ image autoencoder instead (train/vq_train.h) */
     int       vq_only;
     vq_config vq;            /* its architecture */

@@ -21,6 +21,17 @@ class Report:
     def fail(self, name, why):
         self.line(name, False, why)
 
+    def tensor(self, tensors, name, shape=None):
+        """tensors[name] if it is there with that shape; else a failed line and None."""
+        if name not in tensors:
+            self.line(name, False, "missing")
+            return None
+        a = tensors[name]
+        if shape is not None and tuple(a.shape) != tuple(shape):
+            self.line(name, False, f"shape {tuple(a.shape)}, expected {tuple(shape)}")
+            return None
+        return a
+
     def summary(self):
         print(f"{self.label}: {self.passed} passed, {self.failed} failed")
         return 1 if self.failed else 0

@@ -94,14 +94,7 @@ def main(argv):
     print(f"patch_parity: {path}: P={P} C={C} D={D}, {n_cases} cases")
 
     def get(name, shape=None):
-        if name not in t:
-            rep.line(name, False, "missing")
-            return None
-        a = t[name]
-        if shape is not None and tuple(a.shape) != tuple(shape):
-            rep.line(name, False, f"shape {tuple(a.shape)}, expected {tuple(shape)}")
-            return None
-        return a
+        return rep.tensor(t, name, shape)
 
     W32, b32 = get("patch.w", (C, D)), get("patch.b", (C,))
     if W32 is None or b32 is None:

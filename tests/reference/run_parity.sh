@@ -8,8 +8,8 @@
 # mha: H=KVH=2, tied) runs
 #     BUILD_DIR/tests/reference/parity_dump --config NAME --out OUT/NAME
 # then check_parity.py OUT/NAME, where OUT = BUILD_DIR/tests/reference/parity_out (kept for
-# inspection). Then the modules (patch projector, VQ autoencoder, log-mel): NAME_dump +
-# NAME_parity.py, each in OUT/NAME. Exits nonzero if any config fails.
+# inspection). Then the modules (patch projector, VQ autoencoder, log-mel, audio encoder):
+# NAME_dump + NAME_parity.py, each in OUT/NAME. Exits nonzero if any config fails.
 #
 # Python: the first of $LOOM_PYTHON, /usr/bin/python3, python3 that can `import torch, numpy`.
 set -u
@@ -74,6 +74,8 @@ done
 #          codes exactly, z_e, reconstruction, loss, every gradient, one EMA codebook update
 #   mel    the log-mel spectrogram (whisper's formula with torch.stft in float64): every
 #          value within 1e-4, the filterbank within 1e-12
+#   audio  the audio encoder: mel-frame grouping (exactly, padding with the spectrogram's
+#          minimum) and the linear layer's output and gradients recomputed in float64
 module_parity() {
     local name="$1" bin="$build/tests/reference/$1_dump" dir="$out/$1"
     rm -rf "$dir"
@@ -90,7 +92,7 @@ module_parity() {
     fi
     configs="$configs $name"
 }
-for m in patch vq mel; do
+for m in patch vq mel audio; do
     module_parity "$m"
 done
 

@@ -1,0 +1,226 @@
+/* loom listen / eval listen: the audio-in commands.
+ *
+ *   loom listen [-m MODEL] [-t N] AUDIO...       one transcript per file, in order
+ *   loom eval listen [-m MODEL] --speech FILE    transcripts, spoken questions and spoken
+ *                                                prompts of a `loom data speech` set
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/threads.h"
+#include "data/shapes.h"
+#include "data/shapes_analyze.h"
+#include "data/shapes_prompt.h"
+#include "encoders/audio.h"
+#include "model/infer.h"
+#include "model/model.h"
+#include "train/speech_bank.h"
+
+#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+#define TRANSCRIPT_MAX_TOKENS 96
+
+/* ---- listen ---------------------------------------------------------------- */
+
+static void listen_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom listen [-m MODEL] [-t N] AUDIO...\n"
+            "\n"
+            "Prints what is said in each audio file (WAV, FLAC, OGG and whatever else\n"
+            "libsndfile reads; any sample rate and channel count), one line each, in order.\n"
+            "The model is loaded once. A file that cannot be read is reported on stderr, its\n"
+            "line is left empty, and the exit status is 1.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  -t, --threads N      threads (default: all cores)\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_listen(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL;
+    int64_t threads = 0;
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &model, 0, 0},
+        {"-t", "--threads", CLI_INT, &threads, 0, 1024},
+        {0}};
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    if (!files) return cli_fail("listen", "out of memory");
+    int n_files = 0, prc = cli_parse("listen", argc, argv, opts, files, &n_files);
+    if (prc == 1) listen_usage(stdout);
+    if (prc) {
+        free(files);
+        return prc < 0 ? 1 : 0;
+    }
+    if (n_files == 0) {
+        free(files);
+        listen_usage(stderr);
+        return cli_fail("listen", "no audio files given");
+    }
+    loom_threads_set((int)threads);
+    loom_infer *inf = NULL;
+    loom_model *m = cli_load_model(model, CLI_NEED_AUDIO_IN, &inf);
+    if (!m) {
+        free(files);
+        return 1;
+    }
+    int rc = 0;
+    char out[4096];
+    for (int i = 0; i < n_files; i++) {
+        loom_error err = {{0}};
+        loom_audio a = {0};
+        infer_input in = {.audio = &a};
+        if (audio_load_file(files[i], &a, &err) ||
+            infer_answer_input(inf, &in, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
+            fprintf(stderr, "loom: %s: %s\n", files[i], err.msg);
+            printf("\n");
+            rc = 1;
+        } else {
+            printf("%s\n", out);
+        }
+        fflush(stdout);
+        audio_free(&a);
+    }
+    infer_free(inf);
+    model_free(m);
+    free(files);
+    return rc;
+}
+
+/* ---- eval listen ----------------------------------------------------------- */
+
+static void eval_listen_usage(FILE *f) {
+    fprintf(f,
+            "usage: loom eval listen [-m MODEL] --speech FILE [--n N] [--temp T] [--cfg G] [-t N] [-v]\n"
+            "\n"
+            "Evaluates audio input on a spoken set written by `loom data speech` (use\n"
+            "--split heldout there: voices never heard in training):\n"
+            "  transcript   exact match of `loom listen` on every utterance\n"
+            "  spoken VQA   each spoken question asked about its scene (rendered 64 x 64),\n"
+            "               the answer compared exactly\n"
+            "  imagine      each spoken prompt drawn, the image judged by the scene analyzer\n"
+            "               against the prompt's text (as `loom eval imagine` does)\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  --speech FILE        the set's manifest.jsonl\n"
+            "  --n N                at most N utterances (default: all)\n"
+            "  --temp T             imagine: sampling temperature (default 1)\n"
+            "  --cfg G              imagine: guidance scale (default 1: off)\n"
+            "  -t, --threads N      threads (default: all cores)\n"
+            "  -v, --verbose        print every miss\n",
+            DEFAULT_MODEL);
+}
+
+int cmd_eval_listen(int argc, char **argv) {
+    const char *model = DEFAULT_MODEL, *speech = NULL;
+    int64_t n = INT64_C(1) << 40, threads = 0;
+    float temp = 1.0f, cfg = 1.0f;
+    int verbose = 0;
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &model, 0, 0},
+        {NULL, "--speech", CLI_STR, &speech, 0, 0},
+        {NULL, "--n", CLI_INT, &n, 1, (double)(INT64_C(1) << 40)},
+        {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
+        {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
+        {"-t", "--threads", CLI_INT, &threads, 0, 1024},
+        {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
+        {0}};
+    int n_pos = 0, prc = cli_parse("eval listen", argc, argv, opts, NULL, &n_pos);
+    if (prc == 1) eval_listen_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
+    if (!speech) {
+        eval_listen_usage(stderr);
+        return cli_fail("eval listen", "--speech is required");
+    }
+    loom_threads_set((int)threads);
+    loom_error err = {{0}};
+    speech_bank bank;
+    if (speech_bank_load(&bank, speech, &err)) return cli_fail("eval listen", err.msg);
+    loom_infer *inf = NULL;
+    loom_model *m = cli_load_model(model, CLI_NEED_AUDIO_IN, &inf);
+    if (!m) {
+        speech_bank_free(&bank);
+        return 1;
+    }
+    const int can_vqa = m->img.patch_size > 0, can_gen = m->gen.n_codes > 0;
+    const int32_t side = 64, H = can_gen ? model_gen_height(m) : 0, W = can_gen ? model_gen_width(m) : 0;
+    uint8_t *rgb = malloc((size_t)side * side * 3), *gen = malloc((size_t)(H * W * 3 + 1));
+    int32_t *codes = malloc((size_t)(can_gen ? m->gen.rows * m->gen.cols : 1) * sizeof *codes);
+    int rc = 0;
+    if (!rgb || !gen || !codes) rc = cli_fail("eval listen", "out of memory");
+    enum { K_TRANSCRIPT, K_VQA, K_IMAGINE, N_KINDS };
+    static const char *const kname[N_KINDS] = {"transcript", "spoken VQA", "imagine"};
+    int64_t right[N_KINDS] = {0}, total[N_KINDS] = {0};
+    char out[4096];
+    const size_t count = (size_t)n < bank.n ? (size_t)n : bank.n;
+    for (size_t i = 0; i < count && !rc; i++) {
+        const speech_utt *u = &bank.u[i];
+        infer_input in = {.audio = &u->audio};
+        /* the transcript */
+        if (infer_answer_input(inf, &in, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
+            rc = cli_fail(u->path, err.msg);
+            break;
+        }
+        int ok = strcmp(out, u->text) == 0;
+        right[K_TRANSCRIPT] += ok, total[K_TRANSCRIPT]++;
+        if (!ok && verbose) fprintf(stderr, "[transcript] %s (%s)\n  said:  %s\n  heard: %s\n", u->path,
+                                    u->voice ? u->voice : "?", u->text, out);
+        shapes_scene sc;
+        if (u->task == SPEECH_TASK_QUESTION && can_vqa) {
+            loom_rng rng;
+            rng_seed(&rng, 0x5ceeull + i);
+            if (shapes_scene_from_caption(u->scene, &sc, &err) ||
+                shapes_scene_layout(&sc, side, side, &rng, &err) || shapes_render(&sc, rgb, &rng, &err)) {
+                rc = cli_fail(u->path, err.msg);
+                break;
+            }
+            loom_image img = {.width = side, .height = side, .rgb = rgb};
+            in.image = &img;
+            if (infer_answer_input(inf, &in, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
+                rc = cli_fail(u->path, err.msg);
+                break;
+            }
+            in.image = NULL;
+            ok = strcmp(out, u->reply) == 0;
+            right[K_VQA] += ok, total[K_VQA]++;
+            if (!ok && verbose) fprintf(stderr, "[spoken VQA] %s: \"%s\" about \"%s\": want %s, got %s\n",
+                                        u->path, u->text, u->scene, u->reply, out);
+        }
+        if (u->task == SPEECH_TASK_PROMPT && can_gen) {
+            shapes_prompt p;
+            shapes_scene got;
+            int found;
+            infer_imagine_params ip = {.sampling = {.temp = temp, .top_p = 1.0f}, .cfg_scale = cfg,
+                                       .seed = (uint64_t)i};
+            if (shapes_prompt_parse(u->text, &p, &err)) {
+                rc = cli_fail(u->path, err.msg);
+                break;
+            }
+            if (infer_imagine_input(inf, &in, &ip, codes, &err) || model_decode_codes(m, codes, gen, &err) ||
+                (found = shapes_analyze(gen, W, H, &got, &err)) < 0) {
+                rc = cli_fail(u->path, err.msg);
+                break;
+            }
+            ok = found == got.n && shapes_prompt_matches(&p, &got);
+            right[K_IMAGINE] += ok, total[K_IMAGINE]++;
+            if (!ok && verbose) {
+                char seen[SHAPES_CAPTION_MAX];
+                if (shapes_caption(&got, seen, sizeof seen) < 0 || got.n == 0) snprintf(seen, sizeof seen, "(nothing)");
+                fprintf(stderr, "[imagine] %s: %s\n  drawn: %s\n", u->path, u->text, seen);
+            }
+        }
+    }
+    if (!rc) {
+        printf("loom eval listen: %s on %s (%zu utterances, %.0f s of audio)\n\n", model, speech,
+               count, bank.seconds * (double)count / (double)bank.n);
+        printf("%-12s %8s %8s\n", "task", "right", "of");
+        for (int k = 0; k < N_KINDS; k++)
+            if (total[k]) printf("%-12s %7.1f%% %8" PRId64 "\n", kname[k], 100.0 * right[k] / total[k], total[k]);
+    }
+    free(rgb), free(gen), free(codes);
+    infer_free(inf);
+    model_free(m);
+    speech_bank_free(&bank);
+    return rc;
+}
