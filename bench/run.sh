@@ -12,7 +12,9 @@
 #     with PyTorch (bench/torch_bench.py, the same model as
 #     tests/reference/loom_ref.py) in its default thread setting and with 2
 #     threads; the ratios against PyTorch's faster setting, and the fraction
-#     of the FMA peak that loom's training step reaches.
+#     of the FMA peak that loom's training step reaches;
+#  3. the log-mel spectrogram of 30 s of audio: loom (build/bench/mel_bench)
+#     against torchaudio (bench/mel_torch.py) on the same signal, as a ratio.
 # Needs build/ (scripts/bootstrap.sh). Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -63,3 +65,21 @@ if peak > 0:
           % (100 * loom["train_gflops"] / peak, peak,
              100 * loom["train_gflops"] * max(td["train_tok_s"], t2["train_tok_s"]) / loom["train_tok_s"] / peak))
 PY
+
+# 3. log-mel of 30 s of audio, loom against torchaudio on the same signal
+mel_dump=$(mktemp)
+trap 'rm -f "$mel_dump"' EXIT
+mel_loom=$(build/bench/mel_bench --repeats 20 --dump "$mel_dump")
+if "$py" -c 'import torchaudio' >/dev/null 2>&1; then
+    mel_torch=$("$py" bench/mel_torch.py "$mel_dump" --repeats 20)
+    "$py" - "$mel_loom" "$mel_torch" <<'PY'
+import json, sys
+l, t = (json.loads(s) for s in sys.argv[1:3])
+print("%-26s %10.1f %14.1f %14s %8.2fx" % ("log-mel 30 s, ms (median)", l["ms_median"], t["ms_median"], "",
+                                            t["ms_median"] / l["ms_median"]))
+print("log-mel: torchaudio %s, %d thread(s); largest difference from loom %.1e"
+      % (t["torchaudio"], t["threads"], t["max_diff_vs_loom"]))
+PY
+else
+    echo "log-mel 30 s: loom $mel_loom; torchaudio not installed (python3-torchaudio), no ratio"
+fi

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 # Build and runtime libraries, and the reference-test interpreter's packages.
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libcmocka-dev libstb-dev
-          libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libespeak-ng-dev
-          python3 python3-numpy python3-torch)
+          libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng
+          python3 python3-numpy python3-torch python3-torchaudio)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
