@@ -176,6 +176,23 @@ expect "bench tiny --json" 0 out '"train_tok_s": ' '"gen_tok_s": ' '"params": ' 
 check "bench: one JSON line" "$([ "$(wc -l <"$tmp/out")" -eq 1 ] && grep -qE '^\{.*\}$' "$tmp/out"; echo $?)"
 expect "bench: bad config" 1 err "loom: bench: " -- "$loom" bench --d-model 30 --heads 4 --steps 1 --json
 
+# ---- durable training: SIGKILL at arbitrary moments (some inside checkpoint writes), then resume ----
+dur=(--data "$tmp/corpus.txt" --vocab 300 --d-model 192 --layers 2 --heads 4 --kv-heads 2 --d-ff 256
+     --batch 4 --seq 32 --steps 40 --warmup 2 --eval-every 0 --ckpt-every 1 -t 2 -q)
+"$loom" train "${dur[@]}" -o "$tmp/dur1.st" >/dev/null 2>&1
+kills=0
+for delay in 0.35 0.5 0.2 0.45 0.3 0.6 0.25 0.4; do
+    "$loom" train "${dur[@]}" -o "$tmp/dur2.st" --resume >/dev/null 2>&1 &
+    pid=$!
+    sleep "$delay"
+    if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
+    wait "$pid" 2>/dev/null
+done
+expect "train after $kills SIGKILLs: resumes from the last intact checkpoint" 0 err -- "$loom" train "${dur[@]}" -o "$tmp/dur2.st" --resume
+check "train after SIGKILLs: the same loss curve as the uninterrupted run" \
+    "$(cmp -s <(cut -d, -f1-4,6 "$tmp/dur1.st.log.csv") <(cut -d, -f1-4,6 "$tmp/dur2.st.log.csv"); echo $?)"
+check "train after SIGKILLs: the same model file" "$(cmp -s "$tmp/dur1.st" "$tmp/dur2.st"; echo $?)"
+
 # ---- image in: data shapes, a tiny image model, caption / ask / eval ----
 expect "data shapes" 0 out -- "$loom" data shapes --n 6 --seed 3 --questions 2 --sizes 48,64 --out "$tmp/shapes"
 check "data shapes: manifest has 18 records" "$([ "$(wc -l <"$tmp/shapes/manifest.jsonl")" -eq 18 ]; echo $?)"

@@ -83,10 +83,14 @@ static void train_usage(FILE *f) {
             "  --vq FILE            give the model image output with this VQ (from --vq-only);\n"
             "                       with --data shapes, rows also teach prompt -> image codes\n"
             "  --init MODEL         start from MODEL's weights, tokenizer and image output\n"
-            "                       (architecture too; audio input is added for --speech)\n"
+            "                       (architecture too; audio input is added for --speech);\n"
+            "                       MODEL may also be a training checkpoint (MODEL.ckpt)\n"
             "audio input:\n"
             "  --speech FILE        with --data shapes: spoken prompts and questions (the\n"
             "                       manifest of `loom data speech`); a share of rows is spoken\n"
+            "  --speech-frac X      share of the rows that are spoken (default %g): a third\n"
+            "                       transcripts, a third spoken questions, a third spoken\n"
+            "                       prompts -> image codes (models with image output)\n"
             "  --audio-stack N      log-mel frames (10 ms) per audio position (default %d)\n"
             "VQ image autoencoder (the image-output head):\n"
             "  --vq-only            train it instead of a transformer (--data shapes); -o VQ file\n"
@@ -101,7 +105,7 @@ static void train_usage(FILE *f) {
             d.model.n_kv_heads, d.model.d_ff, d.image.patch_size, d.image.max_patch_rows,
             d.image.max_patch_cols, d.batch, d.seq, d.steps, d.warmup, d.lr, d.min_lr,
             d.weight_decay, d.grad_clip, d.eval_every, d.eval_batches, d.eval_frac, d.ckpt_every,
-            d.audio.stack, d.vq.codes, d.vq.code_dim, d.vq.res_blocks, (double)d.vq.beta, d.vq_side, (double)d.vq_restart);
+            (double)d.speech_frac, d.audio.stack, d.vq.codes, d.vq.code_dim, d.vq.res_blocks, (double)d.vq.beta, d.vq_side, (double)d.vq_restart);
 }
 
 /* Applies one option; returns 1 if it consumed a value, 0 if not, -1 on error. */
@@ -124,6 +128,7 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     if (!strcmp(flag, "--init")) { NEED_VAL(); o->init = val; return 1; }
     if (!strcmp(flag, "--speech")) { NEED_VAL(); o->speech = val; return 1; }
     INT_OPT("--audio-stack", audio.stack, 1, AUDIO_ENC_MAX_STACK)
+    FLT_OPT("--speech-frac", speech_frac, 0, 1)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */
