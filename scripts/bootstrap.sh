@@ -5,10 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Build and runtime libraries, and the reference-test interpreter's packages.
+# Build and runtime libraries, and the reference-test interpreter's packages; clang with its
+# libFuzzer and sanitizer runtimes (libclang-rt-dev), its OpenMP (libomp-dev) and
+# llvm-symbolizer (llvm), for scripts/fuzz.sh and scripts/sanitize.sh.
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libcmocka-dev libstb-dev
           libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng
-          python3 python3-numpy python3-torch python3-torchaudio)
+          python3 python3-numpy python3-torch python3-torchaudio
+          clang libclang-rt-dev libomp-dev llvm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -130,16 +130,37 @@ int audio_load_memory(const void *buf, size_t len, const char *name, loom_audio 
         sf_close(sf);
         return -1;
     }
-    /* frames may be an estimate for some formats: read what is there, at most
-     * the limit (+1 frame to notice a longer stream) */
+    /* frames is the header's claim, an estimate for some formats and a lie in a hostile
+     * file (a 76-byte FLAC header claims 590 s of 8 channels at 640 kHz: 12 GB of floats;
+     * fuzz/fuzz_audio.c). Read what is there, at most the limit (+1 frame to notice a
+     * longer stream), into a buffer that grows with what actually decodes. */
     const int64_t max_frames = (int64_t)AUDIO_MAX_SECONDS * info.samplerate + 1;
-    int64_t want = info.frames < max_frames ? info.frames : max_frames;
-    float *frames = malloc((size_t)want * (size_t)info.channels * sizeof *frames);
+    const int64_t want = info.frames < max_frames ? info.frames : max_frames;
+    const size_t ch = (size_t)info.channels;
+    int64_t cap = want < info.samplerate ? want : info.samplerate; /* 1 s, then doubling */
+    float *frames = malloc((size_t)cap * ch * sizeof *frames);
+    sf_count_t got = 0;
+    while (frames) {
+        if (got == cap) {
+            if (cap >= want) break;
+            const int64_t nc = cap < want - cap ? 2 * cap : want;
+            float *nf = realloc(frames, (size_t)nc * ch * sizeof *frames);
+            if (!nf) {
+                free(frames);
+                frames = NULL;
+                break;
+            }
+            frames = nf;
+            cap = nc;
+        }
+        const sf_count_t r = sf_readf_float(sf, frames + (size_t)got * ch, (sf_count_t)(cap - got));
+        if (r <= 0) break;
+        got += r;
+    }
     if (!frames) {
         sf_close(sf);
         return loom_error_set(err, "%s: out of memory", name);
     }
-    sf_count_t got = sf_readf_float(sf, frames, (sf_count_t)want);
     int sf_err = sf_error(sf);
     const char *why = sf_err ? sf_strerror(sf) : NULL;
     if (got <= 0) rc = loom_error_set(err, "%s: no samples could be decoded%s%s", name, why ? ": " : "", why ? why : "");

@@ -353,6 +353,22 @@ int model_add_metadata(const loom_model *m, st_writer *w, loom_error *err) {
     return 0;
 }
 
+/* Floats the parameter tables of (cfg, img, aud) take, without allocating
+ * them; -1 with err set if the config is invalid. */
+static int64_t param_floats(const decoder_config *cfg, const model_image_config *img,
+                            const model_audio_config *aud, loom_error *err) {
+    param_table t;
+    memset(&t, 0, sizeof t);
+    patch_config pc = {.patch = img->patch_size, .d_model = cfg->d_model};
+    audio_enc_config ac = {.stack = aud->stack, .d_model = cfg->d_model};
+    int rc = decoder_config_check(cfg, err) || decoder_register(cfg, &t, err) ||
+             (img->patch_size > 0 && (patch_config_check(&pc, err) || patch_register(&pc, &t, err))) ||
+             (aud->stack > 0 && (audio_enc_config_check(&ac, err) || audio_enc_register(&ac, &t, err)));
+    int64_t n = rc ? -1 : (int64_t)t.total;
+    params_free(&t);
+    return n;
+}
+
 loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     const char *format = st_meta(f, "format");
     if (!format || strcmp(format, MODEL_FORMAT) != 0)
@@ -367,6 +383,19 @@ loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     model_audio_config aud;
     if (decoder_config_from_json(cj, &cfg, err)) return NULL;
     if (input_config_from_json(cj, &img, &aud, err)) return NULL;
+    /* A hostile config may claim terabytes: the file must hold at least the
+     * F32 tensor bytes the config needs before anything that size is allocated. */
+    const int64_t need = param_floats(&cfg, &img, &aud, err);
+    if (need < 0) return NULL;
+    int64_t have = 0;
+    for (size_t i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (t->dtype == ST_F32) have += t->numel;
+    }
+    if (need > have)
+        return loom_error_set(err, "the config needs %lld parameters but the file holds %lld F32 values",
+                              (long long)need, (long long)have),
+               NULL;
     tokenizer *tok = NULL;
     const char *tj = st_meta(f, "tokenizer");
     if (tj) {

@@ -11,12 +11,16 @@ static char *dup_or_null(const cJSON *v) {
     return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
-static const speech_bank *sort_bank; /* qsort has no context argument */
+/* (text, index) pairs sorted by text, then index: qsort needs no context. */
+typedef struct text_index {
+    const char *text;
+    size_t i;
+} text_index;
 
 static int by_text_cmp(const void *a, const void *b) {
-    const size_t i = *(const size_t *)a, j = *(const size_t *)b;
-    int c = strcmp(sort_bank->u[i].text, sort_bank->u[j].text);
-    return c ? c : (i > j) - (i < j);
+    const text_index *x = a, *y = b;
+    int c = strcmp(x->text, y->text);
+    return c ? c : (x->i > y->i) - (x->i < y->i);
 }
 
 /* Parses one manifest line into u (audio not yet loaded). */
@@ -112,16 +116,18 @@ int speech_bank_load(speech_bank *b, const char *manifest, loom_error *err) {
     free(line);
     fclose(f);
     if (!rc && b->n == 0) rc = loom_error_set(err, "%s: no records", manifest);
-    if (!rc && !(b->by_text = malloc(b->n * sizeof *b->by_text)))
+    text_index *ti = rc ? NULL : malloc(b->n * sizeof *ti);
+    if (!rc && (!ti || !(b->by_text = malloc(b->n * sizeof *b->by_text))))
         rc = loom_error_set(err, "out of memory");
     if (rc) {
+        free(ti);
         speech_bank_free(b);
         return -1;
     }
-    for (size_t i = 0; i < b->n; i++) b->by_text[i] = i;
-    sort_bank = b;
-    qsort(b->by_text, b->n, sizeof *b->by_text, by_text_cmp);
-    sort_bank = NULL;
+    for (size_t i = 0; i < b->n; i++) ti[i] = (text_index){b->u[i].text, i};
+    qsort(ti, b->n, sizeof *ti, by_text_cmp);
+    for (size_t i = 0; i < b->n; i++) b->by_text[i] = ti[i].i;
+    free(ti);
     return 0;
 }
 
