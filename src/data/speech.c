@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/utf8.h"
+
 extern char **environ;
 
 #ifndef LOOM_ESPEAK_NG_PROGRAM
@@ -128,32 +130,14 @@ static int text_check(const char *text, loom_error *err) {
     if (len > SPEECH_MAX_TEXT_BYTES)
         return loom_error_set(err, "speech: text is %zu bytes long; at most %d are spoken", strlen(text),
                               SPEECH_MAX_TEXT_BYTES);
-    const unsigned char *s = (const unsigned char *)text;
+    const size_t bad = utf8_invalid_at(text, len);
+    if (bad < len) return loom_error_set(err, "speech: text is not UTF-8 (byte %zu)", bad);
     int blank = 1;
-    for (size_t i = 0; i < len;) {
-        const unsigned c = s[i];
-        if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-                return loom_error_set(err, "speech: text has the control character 0x%02x at byte %zu", c, i);
-            if (c != ' ' && c != '\t' && c != '\n' && c != '\r') blank = 0;
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) n = 2, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) n = 3, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) n = 4, cp = c & 0x07, min = 0x10000;
-        else return loom_error_set(err, "speech: text is not UTF-8 (byte %zu)", i);
-        if (i + n > len) return loom_error_set(err, "speech: text is not UTF-8 (byte %zu)", i);
-        for (size_t k = 1; k < n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80) return loom_error_set(err, "speech: text is not UTF-8 (byte %zu)", i);
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return loom_error_set(err, "speech: text is not UTF-8 (byte %zu)", i);
-        blank = 0;
-        i += n;
+    for (size_t i = 0; i < len; i++) {
+        const unsigned c = (unsigned char)text[i];
+        if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            return loom_error_set(err, "speech: text has the control character 0x%02x at byte %zu", c, i);
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') blank = 0;
     }
     if (blank) return loom_error_set(err, "speech: text is empty");
     return 0;

@@ -73,7 +73,7 @@ int cmd_listen(int argc, char **argv) {
         infer_input in = {.audio = &a};
         if (audio_load_file(files[i], &a, &err) ||
             infer_answer_input(inf, &in, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
-            fprintf(stderr, "loom: %s: %s\n", files[i], err.msg);
+            cli_fail(files[i], err.msg);
             printf("\n");
             rc = 1;
         } else {

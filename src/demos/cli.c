@@ -12,7 +12,11 @@
 #include "model/model.h"
 
 int cli_fail(const char *what, const char *why) {
-    fprintf(stderr, "loom: %s: %s\n", what, why);
+    /* the library names the file in its own messages: "x.png: empty file" is
+     * printed once, not as "x.png: x.png: empty file" */
+    size_t n = strlen(what);
+    if (n > 0 && strncmp(why, what, n) == 0 && why[n] == ':') fprintf(stderr, "loom: %s\n", why);
+    else fprintf(stderr, "loom: %s: %s\n", what, why);
     return 1;
 }
 

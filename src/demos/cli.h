@@ -4,7 +4,8 @@
 
 #include <stdint.h>
 
-/* Prints "loom: what: why" to stderr; returns 1 (the exit status). */
+/* Prints "loom: what: why" to stderr (just "loom: why" when why already starts
+ * with "what:"); returns 1 (the exit status). */
 int cli_fail(const char *what, const char *why);
 /* Parse a whole-string integer / finite number in [lo, hi]; print and return -1 if not. */
 int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);

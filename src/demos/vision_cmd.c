@@ -91,7 +91,7 @@ int cmd_caption(int argc, char **argv) {
         loom_image img = {0};
         if (image_load_file(images[i], &img, &err) ||
             infer_answer(inf, &img, "", 0, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
-            fprintf(stderr, "loom: %s: %s\n", images[i], err.msg);
+            cli_fail(images[i], err.msg);
             printf("\n");
             rc = 1;
         } else {

@@ -100,6 +100,24 @@ int audio_from_frames(const float *frames, int64_t n_frames, int32_t channels, i
     return 0;
 }
 
+/* 1 if libsndfile's parse log says a WAV "data" or AIFF "SSND" chunk is
+ * shorter than its header claims ("data : 2304000000 (should be 4000)"):
+ * libsndfile then quietly plays what is there; loom calls the file truncated. */
+static int chunk_truncated(SNDFILE *sf) {
+    char log[4096];
+    log[0] = '\0';
+    sf_command(sf, SFC_GET_LOG_INFO, log, (int)sizeof log);
+    log[sizeof log - 1] = '\0';
+    for (const char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        int chunk = strncmp(line, "data", 4) == 0 || strncmp(line, "SSND", 4) == 0;
+        for (size_t i = 0; chunk && i + 10 <= n; i++)
+            if (memcmp(line + i, "(should be", 10) == 0) return 1;
+    }
+    return 0;
+}
+
 int audio_load_memory(const void *buf, size_t len, const char *name, loom_audio *a,
                       loom_error *err) {
     memset(a, 0, sizeof *a);
@@ -116,7 +134,9 @@ int audio_load_memory(const void *buf, size_t len, const char *name, loom_audio 
     if (!sf) return loom_error_set(err, "%s: not a readable audio file (libsndfile: %s)", name, sf_strerror(NULL));
     /* the limits, before any sample buffer */
     int rc = 0;
-    if (info.channels < 1 || info.channels > AUDIO_MAX_CHANNELS)
+    if (chunk_truncated(sf))
+        rc = loom_error_set(err, "%s: truncated (its header promises more audio data than the file holds)", name);
+    else if (info.channels < 1 || info.channels > AUDIO_MAX_CHANNELS)
         rc = loom_error_set(err, "%s: %d channels (at most %d)", name, info.channels, AUDIO_MAX_CHANNELS);
     else if (info.samplerate < AUDIO_MIN_RATE || info.samplerate > AUDIO_MAX_RATE)
         rc = loom_error_set(err, "%s: sample rate %d Hz outside [%d, %d]", name, info.samplerate,

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "encoders/audio_enc.h"
 #include "encoders/patch.h"
 #include "fusion/sequence.h"
@@ -103,6 +104,11 @@ static int prefill_input(loom_infer *inf, decoder_cache *kc, const infer_input *
     if (n_audio > T) {
         loom_error_set(err, "audio of %.1f s takes %lld positions; the context holds %d",
                        (double)in->audio->n / AUDIO_RATE, (long long)n_audio, T);
+        goto done;
+    }
+    const size_t bad = in->prompt ? utf8_invalid_at(in->prompt, in->prompt_len) : 0;
+    if (in->prompt && bad < in->prompt_len) {
+        loom_error_set(err, "the prompt is not valid UTF-8 (byte %zu)", bad);
         goto done;
     }
     size_t needed = 0;
