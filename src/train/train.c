@@ -44,6 +44,7 @@ train_options train_default_options(void) {
     o.image.max_patch_rows = 8;
     o.image.max_patch_cols = 8;
     o.audio.stack = 8;
+    o.speech_frac = 0.3f;
     o.vq = vq_default_config();
     o.vq_side = 64;
     o.vq_restart = 1.0f;
@@ -273,6 +274,7 @@ int train_run(const train_options *o, loom_error *err) {
     FILE *logf = NULL;
     int rc = -1;
     if (source_open(&src, o->data, o->eval_frac, err)) return -1;
+    src.speech_frac = o->speech_frac;
     if (o->speech && source_add_speech(&src, o->speech, err)) {
         source_close(&src);
         return -1;
