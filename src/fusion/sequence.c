@@ -131,7 +131,10 @@ int fusion_batch_put_row(fusion_batch *fb, int32_t b, const fusion_row *r, loom_
     }
     for (int32_t i = 0; i < r->n_prompt; i++) tok[t++] = r->prompt[i];
     if (r->with_sep) tok[t++] = TOKEN_SEP;
-    int32_t first_loss = r->with_sep ? t - 1 : 0; /* the position that predicts the first answer token */
+    /* the position that predicts the first answer token: <sep>, or for plain
+     * text the position before it (<bos>, or </img> / </aud> of a record
+     * with media): the loss never asks to predict a patch or audio slot */
+    int32_t first_loss = t - 1;
     for (int32_t i = 0; i < r->n_answer; i++) tok[t++] = r->answer[i];
     if (r->close) tok[t++] = TOKEN_EOS;
     for (int32_t i = 0; i < t; i++) tgt[i] = -1;

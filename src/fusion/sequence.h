@@ -79,7 +79,7 @@ int fusion_batch_put_row(fusion_batch *fb, int32_t b, const fusion_row *r, loom_
 /* Positions a row needs for an image of rows x cols patches (0 x 0: none),
  * n_prompt prompt tokens and n_answer answer tokens. with_sep: 1 for
  * prompt/answer records, 0 for plain text (then the answer is the text and
- * the loss covers all of it). */
+ * the loss covers all of it, from the position before it). */
 int64_t fusion_row_length(int32_t rows, int32_t cols, int32_t n_prompt, int32_t n_answer,
                           int with_sep);
 
