@@ -7,7 +7,7 @@
 #   1. runs/stage1.safetensors        image in: captions and questions (loom-shapes.stage1.recipe.json)
 #   2. runs/stage2.safetensors.ckpt   + image out: prompt -> image codes (loom-shapes.stage2.recipe.json;
 #                                     the shipped run stopped at the step in its "stop_after")
-#   3. runs/speech-train/             16,000 utterances spoken by espeak-ng (train voices)
+#   3. runs/speech-train/             9,000 utterances spoken by espeak-ng (train voices)
 #   4. models/loom-shapes.safetensors + audio in: transcripts, spoken questions and prompts
 #                                     (loom-shapes.recipe.json)
 #
@@ -26,7 +26,7 @@ fi
 [ -e runs/stage2.safetensors.ckpt ] ||
     "$loom" train --config models/loom-shapes.stage2.recipe.json -o runs/stage2.safetensors "$@"
 [ -e runs/speech-train/manifest.jsonl ] ||
-    "$loom" data speech --n 16000 --seed 1 --out runs/speech-train
+    "$loom" data speech --n 9000 --seed 1 --out runs/speech-train
 "$loom" train --config models/loom-shapes.recipe.json -o models/loom-shapes.safetensors \
     --log models/loom-shapes.log.csv --resume "$@"
 /usr/bin/python3 scripts/plot_loss.py models/loom-shapes.log.csv models/loom-shapes.loss.png
