@@ -93,6 +93,12 @@ int data_is_jsonl_path(const char *path) {
     return ends_with(path, ".jsonl") || ends_with(path, ".json");
 }
 
+void data_manifest_path(const char *manifest, const char *entry, char *out, size_t cap) {
+    const char *slash = strrchr(manifest, '/');
+    const int dir_len = entry[0] == '/' || !slash ? 0 : (int)(slash - manifest + 1);
+    snprintf(out, cap, "%.*s%s", dir_len, manifest, entry);
+}
+
 int raw_corpus_load(const char *path, raw_corpus *rc, loom_error *err) {
     memset(rc, 0, sizeof *rc);
     size_t len, cap = 0;

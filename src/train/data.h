@@ -31,6 +31,9 @@ typedef struct raw_corpus {
 
 /* 1 if path names a JSONL corpus (.jsonl or .json), else 0 (a text file). */
 int  data_is_jsonl_path(const char *path);
+/* The file a manifest's entry names: an absolute entry as it is, a relative
+ * one under the manifest's directory. Written NUL-terminated into out. */
+void data_manifest_path(const char *manifest, const char *entry, char *out, size_t cap);
 
 int  raw_corpus_load(const char *path, raw_corpus *rc, loom_error *err);
 void raw_corpus_free(raw_corpus *rc);

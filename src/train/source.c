@@ -19,11 +19,6 @@
 static int manifest_load(train_source *s, const char *path, loom_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) return loom_error_set(err, "%s: cannot open", path);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) slash[1] = '\0';
-    else dir[0] = '\0';
     size_t cap_r = 0, cap_i = 0, cap_a = 0, line_no = 0;
     char *line = NULL;
     size_t line_cap = 0;
@@ -75,8 +70,7 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
                         else s->images = ni;
                     }
                     char full[8192];
-                    if (im->valuestring[0] == '/') snprintf(full, sizeof full, "%s", im->valuestring);
-                    else snprintf(full, sizeof full, "%s%s", dir, im->valuestring);
+                    data_manifest_path(path, im->valuestring, full, sizeof full);
                     if (!rc && image_load_file(full, &s->images[s->n_images], err))
                         rc = loom_error_wrap(err, "%s:%zu", path, line_no);
                     if (!rc) {
@@ -94,8 +88,7 @@ static int manifest_load(train_source *s, const char *path, loom_error *err) {
                     else s->audio = na;
                 }
                 char full[8192];
-                if (au->valuestring[0] == '/') snprintf(full, sizeof full, "%s", au->valuestring);
-                else snprintf(full, sizeof full, "%s%s", dir, au->valuestring);
+                data_manifest_path(path, au->valuestring, full, sizeof full);
                 if (!rc && audio_load_file(full, &s->audio[s->n_audio], err))
                     rc = loom_error_wrap(err, "%s:%zu", path, line_no);
                 if (!rc) r->audio = (int32_t)s->n_audio++;

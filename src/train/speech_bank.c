@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "encoders/audio_enc.h"
+#include "train/data.h"
 
 static char *dup_or_null(const cJSON *v) {
     return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
@@ -74,11 +75,6 @@ int speech_bank_load(speech_bank *b, const char *manifest, loom_error *err) {
     memset(b, 0, sizeof *b);
     FILE *f = fopen(manifest, "rb");
     if (!f) return loom_error_set(err, "%s: cannot open", manifest);
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s", manifest);
-    char *slash = strrchr(dir, '/');
-    if (slash) slash[1] = '\0';
-    else dir[0] = '\0';
     size_t cap = 0, line_no = 0, line_cap = 0;
     char *line = NULL;
     ssize_t got;
@@ -103,8 +99,7 @@ int speech_bank_load(speech_bank *b, const char *manifest, loom_error *err) {
             break;
         }
         char full[8192];
-        if (u->path[0] == '/') snprintf(full, sizeof full, "%s", u->path);
-        else snprintf(full, sizeof full, "%s%s", dir, u->path);
+        data_manifest_path(manifest, u->path, full, sizeof full);
         if (audio_load_file(full, &u->audio, err)) {
             utt_free(u);
             rc = loom_error_wrap(err, "%s:%zu", manifest, line_no);
