@@ -14,9 +14,9 @@
 #include <string.h>
 #include <sys/types.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/utf8.h"
 
 extern char **environ;
@@ -145,12 +145,6 @@ static int text_check(const char *text, loom_error *err) {
 
 /* ---- running espeak-ng ------------------------------------------------------- */
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 /* First line of the child's stderr, for messages ("" if none). */
 static const char *first_line(char *s) {
     s[strcspn(s, "\r\n")] = 0;
@@ -201,10 +195,10 @@ static unsigned char *run_capture(char *const argv[], const char *what, size_t m
     char msg[256] = {0};
     size_t n_msg = 0;
     const char *fail = buf ? NULL : "out of memory";
-    const double deadline = now_seconds() + ESPEAK_TIMEOUT_SECONDS;
+    const double deadline = clock_now_s() + ESPEAK_TIMEOUT_SECONDS;
     struct pollfd fds[2] = {{.fd = out[0], .events = POLLIN}, {.fd = errp[0], .events = POLLIN}};
     while (!fail && (fds[0].fd >= 0 || fds[1].fd >= 0)) {
-        const double left = deadline - now_seconds();
+        const double left = deadline - clock_now_s();
         if (left <= 0) {
             fail = "timed out";
             break;
