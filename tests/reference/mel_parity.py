@@ -7,8 +7,10 @@ The reference, written from whisper's audio.log_mel_spectrogram and librosa.filt
                     return_complex=True);  power = |stft[..., :-1]|^2
   mel = filters @ power, filters = 80 Slaney mel filters with Slaney normalization over 201 bins
   log = log10(max(mel, 1e-10)); log = max(log, log.max() - 8); (log + 4) / 4
-all in float64. Tolerance: |loom - ref| <= 1e-4 everywhere (DESIGN); the filterbank itself within
-1e-12. Prints the max differences; exits 1 on any failure.
+all in float64. Tolerance: |loom - ref| <= 1e-4 everywhere (DESIGN), for loom's fast path
+(mel_compute) and for its naive reference (mel_compute_ref, the oracle of tests/test_mel.c) when
+the dump has it; the filterbank itself within 1e-12. Prints the max differences; exits 1 on any
+failure.
 """
 
 import math
@@ -94,6 +96,13 @@ def main():
         print(f"mel: case {c} ({len(x)} samples, {ref.shape[1]} frames): max |loom - ref| = {d:.2e}"
               f" (tol {TOL:g}){'' if good else ' FAIL'}")
         ok &= good
+        naive = tensors.get(f"case{c}.mel_ref")
+        if naive is not None:
+            dn = float(np.abs(naive - ref).max()) if naive.shape == ref.shape else float("inf")
+            good = dn <= TOL and np.isfinite(naive).all()
+            print(f"mel: case {c}: naive mel_compute_ref: max |loom_ref - ref| = {dn:.2e}"
+                  f" (tol {TOL:g}){'' if good else ' FAIL'}")
+            ok &= good
         if c == 0:
             peak = int(np.argmax(ref[:, ref.shape[1] // 2][: int(np.searchsorted(centers, 1500))]))
             want = int(np.argmin(np.abs(centers - 440)))
