@@ -92,6 +92,10 @@ static void train_usage(FILE *f) {
             "                       transcripts, a third spoken questions, a third spoken\n"
             "                       prompts -> image codes (models with image output)\n"
             "  --audio-stack N      log-mel frames (10 ms) per audio position (default %d)\n"
+            "  --audio-encoder E    stack: the stacked frames through one linear layer (default);\n"
+            "                       conv: whisper's stem, log2(stack) conv1d layers (kernel 3,\n"
+            "                       stride 2) with GELU, then a linear layer (stack a power of 2)\n"
+            "  --audio-conv-channels N  width of the conv stem (default: d_model)\n"
             "VQ image autoencoder (the image-output head):\n"
             "  --vq-only            train it instead of a transformer (--data shapes); -o VQ file\n"
             "  --vq-channels LIST   channels per stride-2 level (default 64,128,128: stride 8)\n"
@@ -128,6 +132,17 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     if (!strcmp(flag, "--init")) { NEED_VAL(); o->init = val; return 1; }
     if (!strcmp(flag, "--speech")) { NEED_VAL(); o->speech = val; return 1; }
     INT_OPT("--audio-stack", audio.stack, 1, AUDIO_ENC_MAX_STACK)
+    if (!strcmp(flag, "--audio-encoder")) {
+        NEED_VAL();
+        const int kind = audio_enc_kind_from_name(val);
+        if (kind < 0) {
+            fprintf(stderr, "loom: train: --audio-encoder: want stack or conv, not \"%s\"\n", val);
+            return -1;
+        }
+        o->audio.encoder = kind;
+        return 1;
+    }
+    INT_OPT("--audio-conv-channels", audio.channels, 1, AUDIO_ENC_MAX_CHANNELS)
     FLT_OPT("--speech-frac", speech_frac, 0, 1)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
@@ -436,7 +451,11 @@ static int cmd_info(int argc, char **argv) {
     if (m->img.patch_size > 0)
         printf("image in:     %dx%d patches, budget %d x %d patches\n", m->img.patch_size,
                m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols);
-    if (m->aud.stack > 0)
+    if (m->aud.stack > 0 && m->aud.encoder == AUDIO_ENC_CONV)
+        printf("audio in:     16 kHz log-mel (80 bins), %d frames (%d ms) per position, conv stem "
+               "(%d stride-2 layers of %d channels, GELU)\n", m->aud.stack, m->aud.stack * 10,
+               audio_enc_conv_layers(&m->acfg), m->aud.channels);
+    else if (m->aud.stack > 0)
         printf("audio in:     16 kHz log-mel (80 bins), %d frames (%d ms) per position\n", m->aud.stack,
                m->aud.stack * 10);
     if (m->gen.n_codes > 0) {

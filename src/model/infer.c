@@ -16,7 +16,7 @@ struct loom_infer {
     decoder_acts *acts;  /* (1, max_seq): the prompt runs as one batch (decoder_prefill) */
     fusion_batch fb;   /* one row of max_seq positions */
     float *x0;         /* (max_seq, C) */
-    float *scratch;    /* (max(max_patches, max_seq), C) */
+    float *scratch;    /* model_embed_scratch_floats(m, max_patches, max_seq) */
     float *logits;     /* (V) */
     float *sample;     /* (2V) sampler scratch */
     uint8_t *allowed;  /* (V) text tokens and <eos> */
@@ -41,7 +41,12 @@ loom_infer *infer_new(const loom_model *m, loom_error *err) {
     if (m->aud.stack > 0 && fusion_batch_reserve_audio(&inf->fb, (int32_t)audio_enc_dim(&m->acfg), T, err))
         goto fail;
     inf->x0 = floats_alloc((size_t)T * C);
-    inf->scratch = floats_alloc((size_t)(max_patches > T ? max_patches : T) * C);
+    const size_t n_scratch = model_embed_scratch_floats(m, max_patches, T);
+    if (n_scratch == SIZE_MAX) {
+        loom_error_set(err, "embedding scratch too large");
+        goto fail;
+    }
+    inf->scratch = floats_alloc(n_scratch ? n_scratch : 1);
     inf->logits = floats_alloc((size_t)V);
     inf->sample = floats_alloc((size_t)V * 2);
     inf->allowed = calloc((size_t)V, 1);

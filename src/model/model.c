@@ -8,6 +8,12 @@
 
 #include "core/safetensors.h"
 
+/* The audio encoder's config for a model's audio input of width d_model. */
+static audio_enc_config audio_config(const model_audio_config *aud, int32_t d_model) {
+    return (audio_enc_config){.stack = aud->stack, .d_model = d_model, .kind = aud->encoder,
+                              .channels = aud->channels};
+}
+
 loom_model *model_new(const decoder_config *cfg, tokenizer *tok, loom_error *err) {
     return model_new_ex(cfg, NULL, NULL, tok, err);
 }
@@ -28,7 +34,7 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
         }
     }
     if (aud && aud->stack > 0) {
-        audio_enc_config ac = {.stack = aud->stack, .d_model = cfg->d_model};
+        audio_enc_config ac = audio_config(aud, cfg->d_model);
         if (audio_enc_config_check(&ac, err)) {
             tokenizer_free(tok);
             return NULL;
@@ -58,8 +64,7 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
     }
     if (aud && aud->stack > 0) {
         m->aud = *aud;
-        m->acfg.stack = aud->stack;
-        m->acfg.d_model = cfg->d_model;
+        m->acfg = audio_config(aud, cfg->d_model);
     }
     if (decoder_register(cfg, &m->table, err)) goto fail;
     if (m->img.patch_size > 0 && patch_register(&m->pcfg, &m->table, err)) goto fail;
@@ -105,6 +110,10 @@ char *model_config_to_json(const loom_model *m) {
         cJSON_AddNumberToObject(o, "max_patch_cols", m->img.max_patch_cols);
     }
     if (m->aud.stack > 0) cJSON_AddNumberToObject(o, "audio_stack", m->aud.stack);
+    if (m->aud.stack > 0 && m->aud.encoder != AUDIO_ENC_STACK) { /* stack: no key, as before */
+        cJSON_AddStringToObject(o, "audio_encoder", audio_enc_kind_name(m->aud.encoder));
+        cJSON_AddNumberToObject(o, "audio_conv_channels", m->aud.channels);
+    }
     if (m->gen.n_codes > 0) {
         char *vj = vq_config_to_json(&m->vqc);
         cJSON *v = vj ? cJSON_Parse(vj) : NULL;
@@ -124,25 +133,42 @@ char *model_config_to_json(const loom_model *m) {
 }
 
 /* Reads the image and audio input keys of a config JSON; absent keys mean no
- * such input. */
+ * such input (absent "audio_encoder": the stack encoder). */
 static int input_config_from_json(const char *json, model_image_config *img,
                                   model_audio_config *aud, loom_error *err) {
     memset(img, 0, sizeof *img);
     memset(aud, 0, sizeof *aud);
     cJSON *o = cJSON_Parse(json);
     if (!o) return loom_error_set(err, "config: not JSON");
-    const char *keys[4] = {"patch_size", "max_patch_rows", "max_patch_cols", "audio_stack"};
-    int32_t *dst[4] = {&img->patch_size, &img->max_patch_rows, &img->max_patch_cols, &aud->stack};
+    const char *keys[5] = {"patch_size", "max_patch_rows", "max_patch_cols", "audio_stack",
+                           "audio_conv_channels"};
+    int32_t *dst[5] = {&img->patch_size, &img->max_patch_rows, &img->max_patch_cols, &aud->stack,
+                       &aud->channels};
+    const int32_t hi[5] = {4096, 4096, 4096, 4096, AUDIO_ENC_MAX_CHANNELS};
     int rc = 0;
-    for (int i = 0; i < 4 && !rc; i++) {
+    for (int i = 0; i < 5 && !rc; i++) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, keys[i]);
         if (!v) continue;
-        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 4096 ||
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > hi[i] ||
             v->valuedouble != (double)(int32_t)v->valuedouble)
-            rc = loom_error_set(err, "config: \"%s\" must be an integer in [0, 4096]", keys[i]);
+            rc = loom_error_set(err, "config: \"%s\" must be an integer in [0, %d]", keys[i], hi[i]);
         else
             *dst[i] = (int32_t)v->valuedouble;
     }
+    const cJSON *enc = cJSON_GetObjectItemCaseSensitive(o, "audio_encoder");
+    if (!rc && enc) {
+        const int kind = cJSON_IsString(enc) ? audio_enc_kind_from_name(enc->valuestring) : -1;
+        if (kind < 0)
+            rc = loom_error_set(err, "config: \"audio_encoder\" must be \"stack\" or \"conv\"");
+        else if (aud->stack == 0)
+            rc = loom_error_set(err, "config: \"audio_encoder\" without \"audio_stack\"");
+        else
+            aud->encoder = kind;
+    }
+    /* the conv encoder's width goes with it (its own check says what is wrong) */
+    if (!rc && aud->encoder == AUDIO_ENC_STACK &&
+        cJSON_GetObjectItemCaseSensitive(o, "audio_conv_channels"))
+        rc = loom_error_set(err, "config: \"audio_conv_channels\" without \"audio_encoder\": \"conv\"");
     cJSON_Delete(o);
     return rc;
 }
@@ -188,7 +214,9 @@ void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *
             memcpy(x0 + fb->patch_pos[p] * C, scratch + p * C, (size_t)C * sizeof(float));
     }
     if (fb->n_audio > 0 && m->aud.stack > 0) {
-        audio_enc_forward(&m->acfg, &m->aw, fb->audio, fb->n_audio, scratch, C);
+        /* scratch: the encoded rows (n_audio, C), then the encoder's own */
+        audio_enc_encode(&m->acfg, &m->aw, fb->audio, fb->audio_pos, fb->n_audio, scratch, C,
+                         scratch + fb->n_audio * C);
         for (int64_t p = 0; p < fb->n_audio; p++)
             memcpy(x0 + fb->audio_pos[p] * C, scratch + p * C, (size_t)C * sizeof(float));
     }
@@ -212,8 +240,21 @@ void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batc
     if (fb->n_audio > 0 && m->aud.stack > 0) {
         for (int64_t p = 0; p < fb->n_audio; p++)
             memcpy(scratch + p * C, dx0 + fb->audio_pos[p] * C, (size_t)C * sizeof(float));
-        audio_enc_backward(&m->acfg, &g->audio, fb->audio, fb->n_audio, scratch, C);
+        audio_enc_encode_backward(&m->acfg, &m->aw, &g->audio, fb->audio, fb->audio_pos,
+                                  fb->n_audio, scratch, C, scratch + fb->n_audio * C);
     }
+}
+
+size_t model_embed_scratch_floats(const loom_model *m, int64_t max_patches, int64_t max_audio) {
+    if (m->img.patch_size <= 0 || max_patches < 0) max_patches = 0;
+    if (m->aud.stack <= 0 || max_audio < 0) max_audio = 0;
+    const size_t C = (size_t)m->cfg.d_model;
+    const size_t enc = max_audio > 0 ? audio_enc_scratch_floats(&m->acfg, max_audio) : 0;
+    size_t patches, audio; /* patches: their rows; audio: its rows, then the encoder's part */
+    if (enc == SIZE_MAX || loom_mul_size((size_t)max_patches, C, &patches) ||
+        loom_mul_size((size_t)max_audio, C, &audio) || loom_add_size(audio, enc, &audio))
+        return SIZE_MAX;
+    return patches > audio ? patches : audio;
 }
 
 void model_free(loom_model *m) {
@@ -353,18 +394,20 @@ int model_add_metadata(const loom_model *m, st_writer *w, loom_error *err) {
     return 0;
 }
 
-/* Floats the parameter tables of (cfg, img, aud) take, without allocating
- * them; -1 with err set if the config is invalid. */
+/* Values the tensors of (cfg, img, aud) hold (their numel summed: the table's
+ * total also counts the padding that aligns each tensor, which the file does
+ * not store), without allocating them; -1 with err set if the config is invalid. */
 static int64_t param_floats(const decoder_config *cfg, const model_image_config *img,
                             const model_audio_config *aud, loom_error *err) {
     param_table t;
     memset(&t, 0, sizeof t);
     patch_config pc = {.patch = img->patch_size, .d_model = cfg->d_model};
-    audio_enc_config ac = {.stack = aud->stack, .d_model = cfg->d_model};
+    audio_enc_config ac = audio_config(aud, cfg->d_model);
     int rc = decoder_config_check(cfg, err) || decoder_register(cfg, &t, err) ||
              (img->patch_size > 0 && (patch_config_check(&pc, err) || patch_register(&pc, &t, err))) ||
              (aud->stack > 0 && (audio_enc_config_check(&ac, err) || audio_enc_register(&ac, &t, err)));
-    int64_t n = rc ? -1 : (int64_t)t.total;
+    int64_t n = rc ? -1 : 0;
+    for (int32_t i = 0; i < t.n && !rc; i++) n += (int64_t)t.info[i].numel;
     params_free(&t);
     return n;
 }

@@ -4,6 +4,7 @@
 #ifndef LOOM_MODEL_MODEL_H
 #define LOOM_MODEL_MODEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/error.h"
@@ -26,12 +27,17 @@ typedef struct model_image_config {
     int32_t max_patch_rows, max_patch_cols;
 } model_image_config;
 
-/* The audio input: log-mel frames (whisper's parameters) grouped `stack` at
- * a time and projected linearly to d_model, one position per group
- * (encoders/audio_enc.h). stack 0 means no audio input. Stored in the config
- * JSON as "audio_stack". */
+/* The audio input: log-mel frames (whisper's parameters), one position per
+ * `stack` frames, encoded to d_model by frame stacking and a linear layer
+ * (encoder AUDIO_ENC_STACK) or a strided conv1d + GELU stem of `channels`
+ * channels and a linear layer (AUDIO_ENC_CONV) (encoders/audio_enc.h). stack 0
+ * means no audio input. Stored in the config JSON as "audio_stack", and for
+ * the conv encoder "audio_encoder": "conv" and "audio_conv_channels" (absent
+ * "audio_encoder": "stack", so older files read as before). */
 typedef struct model_audio_config {
     int32_t stack;
+    int32_t encoder;   /* audio_enc_kind: AUDIO_ENC_STACK (0) or AUDIO_ENC_CONV */
+    int32_t channels;  /* conv: Ch of the stem; stack: 0 */
 } model_audio_config;
 
 /* The image output: a generated image is a rows x cols grid of VQ codes
@@ -58,7 +64,7 @@ typedef struct loom_model {
     float          *vq_state_buf; /* (vq_state.total) */
     vq_weights      vqw;
     patch_config    pcfg;       /* {patch_size, d_model} when images are on */
-    audio_enc_config acfg;      /* {stack, d_model} when audio is on */
+    audio_enc_config acfg;      /* {stack, d_model, kind, channels} when audio is on */
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
     float          *params;     /* (table.total) */
@@ -104,10 +110,15 @@ void model_bind_grads(const loom_model *m, float *buf, model_grads *g);
 char *model_config_to_json(const loom_model *m);
 
 /* x0 (B, T, C) for a fusion batch: tok_emb rows for tokens, projected patches
- * for FUSION_PATCH positions, projected audio frames for FUSION_AUDIO ones.
- * scratch: (max(max_patches, max_audio), C). */
+ * for FUSION_PATCH positions, encoded audio frames for FUSION_AUDIO ones.
+ * scratch: model_embed_scratch_floats(m, max_patches, max_audio) floats, for
+ * batches of at most that many patches and audio positions. */
 void model_embed(const loom_model *m, const fusion_batch *fb, float *x0, float *scratch);
-/* Backward of model_embed: adds into g (tok_emb and the projectors). */
+/* Floats of that scratch: max(max_patches * C, max_audio * C + the audio
+ * encoder's own, audio_enc_scratch_floats); SIZE_MAX on overflow. */
+size_t model_embed_scratch_floats(const loom_model *m, int64_t max_patches, int64_t max_audio);
+/* Backward of model_embed: adds into g (tok_emb and the projectors). The
+ * same scratch; it need not hold what model_embed left there. */
 void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batch *fb,
                           const float *dx0, float *scratch);
 void model_init_random(loom_model *m, uint64_t seed);

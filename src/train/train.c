@@ -231,7 +231,21 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
     model_image_config img = init ? init->img : o->image;
     if (!init && !source_is_multimodal(src)) img.patch_size = 0;
     model_audio_config aud = init ? init->aud : (model_audio_config){0};
-    if (aud.stack == 0 && source_has_audio(src)) aud = o->audio;
+    const int add_audio = aud.stack == 0 && source_has_audio(src);
+    if (add_audio) {
+        aud = o->audio;
+        if (aud.encoder == AUDIO_ENC_CONV && aud.channels == 0) aud.channels = cfg.d_model;
+    }
+    if (aud.stack > 0) {
+        const audio_enc_config ac = {.stack = aud.stack, .kind = aud.encoder, .channels = aud.channels};
+        if (aud.encoder == AUDIO_ENC_CONV)
+            loom_log(LOOM_LOG_INFO, "loom: audio input%s: %d frames per position, conv stem "
+                     "(%d stride-2 layers of %d channels, GELU) + linear", add_audio ? "" : " (--init's)",
+                     aud.stack, audio_enc_conv_layers(&ac), aud.channels);
+        else
+            loom_log(LOOM_LOG_INFO, "loom: audio input%s: %d frames per position, stacked + linear",
+                     add_audio ? "" : " (--init's)", aud.stack);
+    }
     tr->m = model_new_ex(&cfg, &img, &aud, tok, err);
     tok = NULL; /* owned by the model now, even on failure */
     if (!tr->m) goto done;
@@ -322,8 +336,8 @@ int train_run(const train_options *o, loom_error *err) {
     const int64_t max_audio = tr.m->aud.stack > 0 ? (int64_t)B * T : 0;
     if (max_audio && fusion_batch_reserve_audio(&fb, (int32_t)audio_enc_dim(&tr.m->acfg), max_audio, err))
         goto done;
-    const int64_t scratch_rows = max_patches > max_audio ? max_patches : max_audio;
-    scratch = floats_alloc((size_t)(scratch_rows ? scratch_rows : 1) * (size_t)cfg->d_model);
+    const size_t n_scratch = model_embed_scratch_floats(tr.m, max_patches, max_audio);
+    scratch = n_scratch == SIZE_MAX ? NULL : floats_alloc(n_scratch ? n_scratch : 1);
     if (!scratch) {
         loom_error_set(err, "out of memory");
         goto done;

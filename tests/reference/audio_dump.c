@@ -1,29 +1,39 @@
 /* audio_dump: writes log-mel inputs, loom's grouped frames, random audio encoder weights and
  * loom's outputs and gradients for audio_parity.py to recompute independently (the grouping
- * with torch indexing, the linear layer and its gradients in float64 with autograd).
+ * with torch indexing; the stack encoder's linear layer, or the conv encoder's conv1d + GELU
+ * stem and linear layer, and their gradients in float64 with autograd).
  *
  *   audio_dump --out DIR [--perturb NAME]     writes DIR/audio.safetensors:
  *
  *   signal.x          F32 (n)              the synthesized signal (16 kHz, 0.73 s: 440 Hz and
  *                                          2.5 kHz sines + uniform noise), n = 11680
- *   case<i>.config    I32 (4)              stack, d_model C, T, source (0: a random mel;
- *                                          1: signal.x through audio_enc_prepare)
- *   case<i>.mel       F32 (80, T)          the log-mel input (source 1: mel_compute of signal.x)
- *   case<i>.positions I32 (1)              P: audio_enc_positions (source 1: prepare's count)
- *   case<i>.frames    F32 (P, stack*80)    audio_enc_group (source 1: audio_enc_prepare)
- *   case<i>.audio.w   F32 (C, stack*80)    the projection, registered, bound and initialized
- *   case<i>.audio.b   F32 (C)              like the model does it; b ~ N(0, 0.5^2) (non-zero)
+ *   case<i>.config    I32 (6)              stack, d_model C, T, source (0: random mels;
+ *                                          1: signal.x through audio_enc_prepare), encoder
+ *                                          (0 stack, 1 conv), channels Ch (conv; else 0)
+ *   case<i>.utts      I32 (U)              the utterances' frame counts, summing to T (one
+ *                                          utterance but in the batch case)
+ *   case<i>.mel       F32 (80, T)          the log-mel input, utterances one after the other
+ *                                          in time (source 1: mel_compute of signal.x)
+ *   case<i>.positions I32 (1)              P: the utterances' audio_enc_positions summed
+ *                                          (source 1: prepare's count)
+ *   case<i>.frames    F32 (P, stack*80)    audio_enc_group of each utterance, concatenated
+ *                                          (source 1: audio_enc_prepare)
+ *   case<i>.<tensor>  F32                  every tensor the encoder registers ("audio.w" (C,
+ *                                          stack*80), "audio.b" (C); conv: "audio.conv<l>.w"
+ *                                          (Ch, 3, Cin), "audio.conv<l>.b" (Ch), "audio.proj.w"
+ *                                          (C, Ch), "audio.proj.b" (C)), bound and initialized
+ *                                          like the model does it; biases ~ N(0, 0.5^2)
  *   case<i>.dout      F32 (P, C)           a random upstream gradient
- *   case<i>.out       F32 (P, C)           audio_enc_forward (computed into a strided buffer)
- *   case<i>.grad.w    F32 (C, stack*80)    audio_enc_backward once, from zero gradients
- *   case<i>.grad.b    F32 (C)
- *   case<i>.grad2.w   F32 (C, stack*80)    audio_enc_backward twice from zero (it adds into g)
- *   case<i>.grad2.b   F32 (C)
+ *   case<i>.out       F32 (P, C)           audio_enc_encode (into a strided buffer; the
+ *                                          utterances' positions as a batch's, with gaps)
+ *   case<i>.grad.<tensor>  F32             audio_enc_encode_backward once, from zero gradients
+ *   case<i>.grad2.<tensor> F32             twice from zero (it adds into g)
  *   __metadata__      n_cases (decimal string)
  *
- * The cases cover stacks 1, 3, 4, 8 with T = 1, 7, 50, 101 (all but T = 1 leave a partial
- * last group, padded with the spectrogram's minimum) and the real signal's 73 frames at
- * stacks 4 and 8.
+ * The stack cases cover stacks 1, 3, 4, 8 with T = 1, 7, 50, 101 (all but T = 1 leave a
+ * partial last group, padded with the spectrogram's minimum) and the real signal's 73 frames
+ * at stacks 4 and 8. The conv cases cover stacks 2, 4, 8 (1 to 3 layers) on random mels, the
+ * signal at stack 4, and a batch of three utterances (T = 13, 1, 50) at stack 8.
  *
  * --perturb NAME adds 1e-3 * (1 + |v|) to the LAST element of F32 tensor NAME (for the frames
  * of a ragged case: a padded value) as written to the file, AFTER loom computed everything:
@@ -48,21 +58,27 @@ static void die(const char *what, const loom_error *err) {
     exit(1);
 }
 
-enum { N_CASES = 6, LDO_PAD = 3, SIGNAL_N = 11680 /* 0.73 s */ };
+enum { N_CASES = 11, MAX_UTTS = 3, LDO_PAD = 3, SIGNAL_N = 11680 /* 0.73 s */ };
 
 typedef struct audio_case {
-    int32_t stack, d_model, T, source; /* T: frames of the random mel (source 0) */
+    int32_t stack, d_model, source, kind, channels;
+    int32_t utts[MAX_UTTS]; /* frames of each random mel (source 0), 0 after the last */
 } audio_case;
 
 static const audio_case CASES[N_CASES] = {
-    {1, 16, 1, 0}, {4, 16, 7, 0}, {8, 40, 50, 0}, {3, 40, 101, 0}, {4, 40, 0, 1}, {8, 16, 0, 1},
+    {1, 16, 0, AUDIO_ENC_STACK, 0, {1}},       {4, 16, 0, AUDIO_ENC_STACK, 0, {7}},
+    {8, 40, 0, AUDIO_ENC_STACK, 0, {50}},      {3, 40, 0, AUDIO_ENC_STACK, 0, {101}},
+    {4, 40, 1, AUDIO_ENC_STACK, 0, {0}},       {8, 16, 1, AUDIO_ENC_STACK, 0, {0}},
+    {2, 16, 0, AUDIO_ENC_CONV, 8, {7}},        {4, 24, 0, AUDIO_ENC_CONV, 12, {21}},
+    {8, 40, 0, AUDIO_ENC_CONV, 24, {50}},      {4, 16, 1, AUDIO_ENC_CONV, 12, {0}},
+    {8, 24, 0, AUDIO_ENC_CONV, 16, {13, 1, 50}},
 };
 
 /* Everything one case writes; the writer does not copy, so it lives until the save. */
 typedef struct case_bufs {
-    int32_t config[4], positions[1];
+    int32_t config[6], utts[MAX_UTTS], positions[1];
     param_table table;
-    float *params, *grads, *mel, *frames, *out, *dout, *gw, *gb, *gw2, *gb2;
+    float *params, *grads, *grads2, *mel, *frames, *out, *dout;
 } case_bufs;
 
 typedef struct dump_writer {
@@ -127,49 +143,75 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_CASES; i++) {
         const audio_case *cs = &CASES[i];
         case_bufs *b = &cb[i];
-        audio_enc_config ac = {.stack = cs->stack, .d_model = cs->d_model};
+        audio_enc_config ac = {.stack = cs->stack, .d_model = cs->d_model, .kind = cs->kind,
+                               .channels = cs->channels};
         const int64_t C = ac.d_model, D = audio_enc_dim(&ac), LDO = C + LDO_PAD;
 
-        /* The projection, registered and bound like the model does it. */
+        /* The encoder, registered, bound and initialized like the model does it. */
         if (audio_enc_register(&ac, &b->table, &err)) die("register", &err);
         b->params = floats_alloc(b->table.total);
         b->grads = floats_alloc(b->table.total);
-        if (!b->params || !b->grads) die("alloc", NULL);
+        b->grads2 = floats_alloc(b->table.total);
+        if (!b->params || !b->grads || !b->grads2) die("alloc", NULL);
         audio_enc_weights w, g;
         audio_enc_bind(&ac, &b->table, b->params, &w);
         audio_enc_bind(&ac, &b->table, b->grads, &g);
-        if (!w.w || !w.b || !g.w || !g.b) die("bind: audio.w / audio.b not registered", NULL);
         audio_enc_init_weights(&ac, &w, &rng);
-        for (int64_t j = 0; j < C; j++) w.b[j] = 0.5f * rng_normal(&rng); /* exercise the bias */
+        for (int32_t k = 0; k < b->table.n; k++) { /* exercise the biases */
+            const param_info *pi = &b->table.info[k];
+            if (pi->ndim == 1)
+                for (size_t j = 0; j < pi->numel; j++) b->params[pi->offset + j] = 0.5f * rng_normal(&rng);
+        }
 
-        /* The log-mel input and loom's frames. */
-        int64_t T, P;
+        /* The log-mel input and loom's frames: each utterance grouped on its own. */
+        int64_t T = 0, P = 0, pos[256];
+        int32_t n_utts = 0;
         if (cs->source == 0) {
-            T = cs->T;
+            for (n_utts = 0; n_utts < MAX_UTTS && cs->utts[n_utts] > 0; n_utts++) {
+                T += cs->utts[n_utts];
+                P += audio_enc_positions(cs->utts[n_utts], ac.stack);
+            }
             b->mel = alloc_floats(MEL_BINS * T);
-            for (int64_t k = 0; k < MEL_BINS * T; k++) b->mel[k] = -1.0f + 2.5f * rng_uniform(&rng);
-            P = audio_enc_positions(T, ac.stack);
             b->frames = alloc_floats(P * D);
-            audio_enc_group(b->mel, T, ac.stack, b->frames);
+            for (int32_t u = 0, t0 = 0, p0 = 0; u < n_utts; u++) {
+                const int32_t Tu = cs->utts[u], Pu = (int32_t)audio_enc_positions(Tu, ac.stack);
+                float *mu = alloc_floats(MEL_BINS * Tu);
+                for (int64_t k = 0; k < MEL_BINS * Tu; k++) mu[k] = -1.0f + 2.5f * rng_uniform(&rng);
+                for (int64_t m = 0; m < MEL_BINS; m++)
+                    memcpy(b->mel + m * T + t0, mu + m * Tu, sizeof(float) * (size_t)Tu);
+                audio_enc_group(mu, Tu, ac.stack, b->frames + p0 * D);
+                for (int32_t k = 0; k < Pu; k++) pos[p0 + k] = 1000 * u + k; /* rows apart */
+                b->utts[u] = Tu;
+                free(mu);
+                t0 += Tu, p0 += Pu;
+            }
         } else {
             T = mel_frames(audio.n);
             b->mel = alloc_floats(MEL_BINS * T);
             if (mel_compute(audio.samples, audio.n, b->mel, &err)) die("mel_compute", &err);
             if (audio_enc_prepare(&audio, ac.stack, &b->frames, &P, &err)) die("prepare", &err);
+            n_utts = 1;
+            b->utts[0] = (int32_t)T;
+            for (int64_t k = 0; k < P; k++) pos[k] = k;
         }
+        if (P > (int64_t)(sizeof pos / sizeof pos[0])) die("too many positions", NULL);
         b->config[0] = ac.stack;
         b->config[1] = ac.d_model;
         b->config[2] = (int32_t)T;
         b->config[3] = cs->source;
+        b->config[4] = ac.kind;
+        b->config[5] = ac.channels;
         b->positions[0] = (int32_t)P;
 
         /* Forward into a strided buffer (as into the decoder's input rows), then compacted;
          * the gaps hold 1e30 so reading or writing one shows. */
         float *strided = alloc_floats(P * LDO), *dstrided = alloc_floats(P * LDO);
+        const size_t n_scratch = audio_enc_scratch_floats(&ac, P);
+        float *scratch = alloc_floats((int64_t)n_scratch);
         b->out = alloc_floats(P * C);
         b->dout = alloc_floats(P * C);
         for (int64_t k = 0; k < P * LDO; k++) strided[k] = dstrided[k] = 1e30f;
-        audio_enc_forward(&ac, &w, b->frames, P, strided, LDO);
+        audio_enc_encode(&ac, &w, b->frames, pos, P, strided, LDO, scratch);
         for (int64_t n = 0; n < P; n++) {
             for (int64_t j = 0; j < C; j++) {
                 b->out[n * C + j] = strided[n * LDO + j];
@@ -179,23 +221,21 @@ int main(int argc, char **argv) {
                 if (strided[n * LDO + j] != 1e30f) die("forward wrote past d_model", NULL);
         }
 
-        /* Backward from zero gradients, then once more: it adds into g. */
-        b->gw = alloc_floats(C * D);
-        b->gb = alloc_floats(C);
-        b->gw2 = alloc_floats(C * D);
-        b->gb2 = alloc_floats(C);
+        /* Backward from zero gradients, then once more: it adds into g. The scratch is
+         * spoiled first: the backward must not rely on what the forward left there. */
+        for (size_t k = 0; k < n_scratch; k++) scratch[k] = NAN;
         memset(b->grads, 0, sizeof(float) * b->table.total);
-        audio_enc_backward(&ac, &g, b->frames, P, dstrided, LDO);
-        memcpy(b->gw, g.w, sizeof(float) * (size_t)(C * D));
-        memcpy(b->gb, g.b, sizeof(float) * (size_t)C);
-        audio_enc_backward(&ac, &g, b->frames, P, dstrided, LDO);
-        memcpy(b->gw2, g.w, sizeof(float) * (size_t)(C * D));
-        memcpy(b->gb2, g.b, sizeof(float) * (size_t)C);
+        audio_enc_encode_backward(&ac, &w, &g, b->frames, pos, P, dstrided, LDO, scratch);
+        memcpy(b->grads2, b->grads, sizeof(float) * b->table.total);
+        audio_enc_weights g2;
+        audio_enc_bind(&ac, &b->table, b->grads2, &g2);
+        audio_enc_encode_backward(&ac, &w, &g2, b->frames, pos, P, dstrided, LDO, scratch);
         free(strided);
         free(dstrided);
+        free(scratch);
 
-        int64_t cfg_shape[1] = {4}, one[1] = {1}, mel_shape[2] = {MEL_BINS, T};
-        int64_t fr_shape[2] = {P, D}, o_shape[2] = {P, C}, w_shape[2] = {C, D}, b_shape[1] = {C};
+        int64_t cfg_shape[1] = {6}, utt_shape[1] = {n_utts}, one[1] = {1};
+        int64_t mel_shape[2] = {MEL_BINS, T}, fr_shape[2] = {P, D}, o_shape[2] = {P, C};
         const struct {
             const char *suffix;
             st_dtype dtype;
@@ -204,24 +244,29 @@ int main(int argc, char **argv) {
             void *data;
         } tensors[] = {
             {"config", ST_I32, 1, cfg_shape, b->config},
+            {"utts", ST_I32, 1, utt_shape, b->utts},
             {"positions", ST_I32, 1, one, b->positions},
             {"mel", ST_F32, 2, mel_shape, b->mel},
             {"frames", ST_F32, 2, fr_shape, b->frames},
-            {"audio.w", ST_F32, 2, w_shape, w.w},
-            {"audio.b", ST_F32, 1, b_shape, w.b},
             {"dout", ST_F32, 2, o_shape, b->dout},
             {"out", ST_F32, 2, o_shape, b->out},
-            {"grad.w", ST_F32, 2, w_shape, b->gw},
-            {"grad.b", ST_F32, 1, b_shape, b->gb},
-            {"grad2.w", ST_F32, 2, w_shape, b->gw2},
-            {"grad2.b", ST_F32, 1, b_shape, b->gb2},
         };
         for (size_t k = 0; k < sizeof tensors / sizeof tensors[0]; k++) {
             snprintf(name, sizeof name, "case%d.%s", i, tensors[k].suffix);
             add(&d, name, tensors[k].dtype, tensors[k].ndim, tensors[k].shape, tensors[k].data);
         }
-        printf("audio_dump: case%d: stack %d, C %d, T %lld (%s) -> P %lld\n", i, ac.stack,
-               ac.d_model, (long long)T, cs->source ? "signal, audio_enc_prepare" : "random mel",
+        /* every parameter, its gradient after one backward and after two */
+        float *bufs[3] = {b->params, b->grads, b->grads2};
+        const char *prefix[3] = {"", "grad.", "grad2."};
+        for (int32_t k = 0; k < b->table.n; k++)
+            for (int v = 0; v < 3; v++) {
+                const param_info *pi = &b->table.info[k];
+                snprintf(name, sizeof name, "case%d.%s%s", i, prefix[v], pi->name);
+                add(&d, name, ST_F32, pi->ndim, pi->shape, bufs[v] + pi->offset);
+            }
+        printf("audio_dump: case%d: %s encoder, stack %d, C %d, Ch %d, T %lld in %d utterance(s) "
+               "(%s) -> P %lld\n", i, audio_enc_kind_name(ac.kind), ac.stack, ac.d_model,
+               ac.channels, (long long)T, n_utts, cs->source ? "signal, audio_enc_prepare" : "random mel",
                (long long)P);
     }
     int64_t x_shape[1] = {SIGNAL_N};
@@ -241,8 +286,8 @@ int main(int argc, char **argv) {
     st_writer_free(d.sw);
     for (int i = 0; i < N_CASES; i++) {
         case_bufs *b = &cb[i];
-        free(b->params), free(b->grads), free(b->mel), free(b->frames), free(b->out);
-        free(b->dout), free(b->gw), free(b->gb), free(b->gw2), free(b->gb2);
+        free(b->params), free(b->grads), free(b->grads2), free(b->mel), free(b->frames);
+        free(b->out), free(b->dout);
         params_free(&b->table);
     }
     free(x);

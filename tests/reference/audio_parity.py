@@ -1,33 +1,40 @@
-"""Compare loom's audio encoder input side (mel-frame grouping + linear projection) with an
-independent float64 reference.
+"""Compare loom's audio encoders (mel-frame grouping, then the stack encoder's linear layer or
+the conv encoder's conv1d + GELU stem and linear layer) with an independent float64 reference.
 
 Usage: audio_parity.py DIR
 
 DIR/audio.safetensors (written by audio_dump):
     signal.x          F32 (n)            16 kHz samples of the synthesized signal
-    case<i>.config    I32 (4)            stack, d_model C, T, source (0 random mel, 1 signal.x)
+    case<i>.config    I32 (6)            stack, d_model C, T, source (0 random mels, 1 signal.x),
+                                         encoder (0 stack, 1 conv), conv channels Ch (else 0)
+    case<i>.utts      I32 (U)            frames of each utterance (sum T), one after the other
     case<i>.mel       F32 (80, T)        the log-mel input (source 1: loom's mel_compute)
-    case<i>.positions I32 (1)            loom's P
-    case<i>.frames    F32 (P, stack*80)  loom's audio_enc_group / audio_enc_prepare
-    case<i>.audio.w   F32 (C, stack*80)
-    case<i>.audio.b   F32 (C)
+    case<i>.positions I32 (1)            loom's P (all utterances)
+    case<i>.frames    F32 (P, stack*80)  loom's audio_enc_group / audio_enc_prepare per utterance
+    case<i>.<tensor>  F32                the encoder's tensors: stack "audio.w" (C, stack*80),
+                                         "audio.b" (C); conv "audio.conv<l>.w" (Ch, 3, Cin)
+                                         (Cin = 80 for l = 1, else Ch), "audio.conv<l>.b" (Ch),
+                                         l = 1 .. log2(stack), "audio.proj.w" (C, Ch),
+                                         "audio.proj.b" (C)
     case<i>.dout      F32 (P, C)         upstream gradient
-    case<i>.out       F32 (P, C)         loom's audio_enc_forward
-    case<i>.grad.w    F32 (C, stack*80)  loom's audio_enc_backward, once from zero
-    case<i>.grad.b    F32 (C)
-    case<i>.grad2.w   F32 (C, stack*80)  twice from zero (backward adds into g)
-    case<i>.grad2.b   F32 (C)
+    case<i>.out       F32 (P, C)         loom's audio_enc_encode
+    case<i>.grad.<tensor>   F32          loom's audio_enc_encode_backward, once from zero
+    case<i>.grad2.<tensor>  F32          twice from zero (backward adds into g)
     __metadata__      n_cases
 
-The reference is written from the spec in src/encoders/audio_enc.h, not from loom's loops:
-P = ceil(T / stack); the mel (80, T) is padded on the right to P*stack frames with its global
-minimum (the spectrogram's floor), then
-    mel_padded.T.reshape(P, stack * 80)      i.e. frames[p][j*80 + m] = mel[m][p*stack + j]
-(checked against that index formula too), and out = F.linear(frames, W, b) in float64 with
-W, b = loom's float32 parameters; dW, db by autograd for loom's dout; the second backward's
-gradients are 2 dW, 2 db. For the signal cases loom's mel is also checked against whisper's
-formula (mel_parity.log_mel, tolerance 1e-4 as in mel_parity.py), so the frames fed to the
-projection are those of the real front end. Prints one line per comparison and
+The reference is written from the spec in src/encoders/audio_enc.h, not from loom's loops.
+Each utterance on its own: P_u = ceil(T_u / stack); its mel (80, T_u) is padded on the right to
+P_u*stack frames with its minimum (the spectrogram's floor), then
+    mel_padded.T.reshape(P_u, stack * 80)      i.e. frames[p][j*80 + m] = mel[m][p*stack + j]
+(checked against that index formula too). Stack encoder: out = F.linear(frames, W, b) in
+float64 with W, b = loom's float32 parameters. Conv encoder, per utterance:
+    x = frames.reshape(P_u*stack, 80).T              (80, L) channels first, as torch wants
+    x = F.gelu(F.conv1d(x, W_l.permute(0, 2, 1), b_l, stride=2, padding=1))   l = 1 .. n
+    out_u = F.linear(x.T, Wp, bp)                    (P_u, C)
+in float64 (F.gelu exact, erf), outputs concatenated. Gradients by autograd for loom's dout;
+the second backward's are twice the first. For the signal cases loom's mel is also checked
+against whisper's formula (mel_parity.log_mel, tolerance 1e-4 as in mel_parity.py), so the
+frames fed to the encoder are those of the real front end. Prints one line per comparison and
 `audio parity: N passed, M failed`; exits 1 on any failure, missing tensor or wrong shape.
 """
 
@@ -60,14 +67,23 @@ MEL_BINS, HOP = 80, 160
 #   dropped, doubled or misplaced term (about sum|terms| / K, with |w| ~ 0.02 some 1e-2 of the
 #   scale) fails by orders of magnitude.
 # grad2.*: two accumulated backward passes: K + 3 roundings over twice the terms.
+# Conv encoder (out and every gradient): float32 through up to 3 conv layers, GELU and the
+#   projection, each a sum of K <= 3*max(80, Ch) + 1 products (the weight gradients: up to
+#   P*stack/2 per utterance, then summed over utterances), the errors compounding from layer to
+#   layer and through the backward's chain. No clean elementwise bound survives the GELUs, so
+#   the tolerance is relative to each tensor's scale: REL_CONV * max|ref| (measured: a few
+#   1e-7; 2e-5 leaves a 30x margin for other CPUs' summation orders). A missing tap, a padding
+#   row read from the neighbouring utterance or a wrong GELU derivative moves values by 1e-3
+#   to 1e-1 of the scale.
 # The printed rel is max_abs / max|ref|.
 U32 = 2.0 ** -24
 MARGIN = 2.0
 REL = 1e-5
+REL_CONV = 2e-5
 
 
-def compare(rep, name, got, ref, bound):
-    """|got - ref| <= min(bound, REL * max|ref|) + 1e-12 everywhere (got finite); prints the max
+def compare(rep, name, got, ref, bound, rel=REL):
+    """|got - ref| <= min(bound, rel * max|ref|) + 1e-12 everywhere (got finite); prints the max
     abs and rel difference, the tolerance range and the worst diff/tol."""
     got = np.asarray(got, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
@@ -76,7 +92,7 @@ def compare(rep, name, got, ref, bound):
         return
     diff = np.abs(got - ref)
     scale = float(np.abs(ref).max()) if ref.size else 0.0
-    tol = np.minimum(np.broadcast_to(np.asarray(bound, dtype=np.float64), diff.shape), REL * scale)
+    tol = np.minimum(np.broadcast_to(np.asarray(bound, dtype=np.float64), diff.shape), rel * scale)
     tol = tol + 1e-12
     ok = bool(np.all(np.isfinite(got))) and bool(np.all(diff <= tol))
     max_abs = float(diff.max()) if diff.size else 0.0
@@ -108,12 +124,33 @@ def group_by_index(mel, stack, P):
     return v.reshape(P, stack * MEL_BINS)  # (p, j, m) row-major: column j*80 + m
 
 
+def conv_tensors(stack, C, Ch):
+    """The conv encoder's tensors and shapes, in registration order."""
+    n = stack.bit_length() - 1
+    names = []
+    for l in range(1, n + 1):
+        names += [(f"audio.conv{l}.w", (Ch, 3, MEL_BINS if l == 1 else Ch)), (f"audio.conv{l}.b", (Ch,))]
+    return names + [("audio.proj.w", (C, Ch)), ("audio.proj.b", (C,))]
+
+
+def conv_encode(frames_u, params, stack):
+    """One utterance's frames (P_u, stack*80) float64 -> (P_u, C) through the conv stem."""
+    P = frames_u.shape[0]
+    x = frames_u.reshape(P * stack, MEL_BINS).T.unsqueeze(0)          # (1, 80, L)
+    for l in range(1, stack.bit_length()):
+        W, b = params[f"audio.conv{l}.w"], params[f"audio.conv{l}.b"]  # (Ch, 3, Cin): k before ci
+        x = torch.nn.functional.gelu(
+            torch.nn.functional.conv1d(x, W.permute(0, 2, 1), b, stride=2, padding=1))
+    assert x.shape[2] == P, (x.shape, P)
+    return torch.nn.functional.linear(x[0].T, params["audio.proj.w"], params["audio.proj.b"])
+
+
 def main(argv):
     if len(argv) != 2:
         print("usage: audio_parity.py DIR", file=sys.stderr)
         return 2
     path = os.path.join(argv[1], "audio.safetensors")
-    rep = Report('audio parity', 22)
+    rep = Report('audio parity', 30)
     try:
         t, meta = load_safetensors(path)
         n_cases = int(meta["n_cases"])
@@ -131,18 +168,27 @@ def main(argv):
     if signal is not None:
         signal_mel = log_mel(signal, mel_filters())
 
+    n_conv = 0
     for i in range(n_cases):
         pre = f"case{i}"
-        config = get(f"{pre}.config", (4,))
+        config = get(f"{pre}.config", (6,))
         if config is None:
             continue
-        stack, C, T, source = (int(v) for v in config)
+        stack, C, T, source, kind, Ch = (int(v) for v in config)
         D = stack * MEL_BINS
         mel = get(f"{pre}.mel", (MEL_BINS, T))
-        if mel is None or T < 1 or stack < 1 or C < 1:
-            rep.line(f"{pre}.config", False, f"stack {stack} C {C} T {T}: unusable")
+        utts = get(f"{pre}.utts")
+        if (mel is None or utts is None or T < 1 or stack < 1 or C < 1 or kind not in (0, 1)
+                or (kind == 1 and (Ch < 1 or stack < 2 or stack & (stack - 1)))
+                or int(utts.sum()) != T or (utts < 1).any()):
+            rep.line(f"{pre}.config", False, f"stack {stack} C {C} T {T} encoder {kind} Ch {Ch} "
+                                             f"utterances {None if utts is None else list(utts)}: unusable")
             continue
-        print(f"-- {pre}: stack {stack}, C {C}, T {T} "
+        utts = [int(u) for u in utts]
+        conv = kind == 1
+        n_conv += conv
+        print(f"-- {pre}: {'conv' if conv else 'stack'} encoder, stack {stack}, C {C}"
+              f"{f', Ch {Ch}' if conv else ''}, T {T} in {len(utts)} utterance(s) "
               f"({'signal through audio_enc_prepare' if source else 'random mel'})")
 
         if source == 1 and signal is not None:
@@ -153,36 +199,62 @@ def main(argv):
                 rep.line(f"{pre}.mel", d <= MEL_TOL and bool(np.isfinite(mel).all()),
                          f"vs whisper's formula: max_abs {d:.3e}  tol {MEL_TOL:g}")
 
-        x32, P = group_ref(mel, stack)
+        # each utterance grouped on its own
+        parts, sizes, self_ok, n_pad, t0 = [], [], True, 0, 0
+        for Tu in utts:
+            mu = np.ascontiguousarray(mel[:, t0:t0 + Tu])
+            xu, Pu = group_ref(mu, stack)
+            self_ok &= np.array_equal(xu, group_by_index(mu, stack, Pu))
+            parts.append(xu)
+            sizes.append(Pu)
+            n_pad += (Pu * stack - Tu) * MEL_BINS
+            t0 += Tu
+        x32, P = np.concatenate(parts), sum(sizes)
         positions = get(f"{pre}.positions", (1,))
         if positions is not None:
             rep.line(f"{pre}.positions", int(positions[0]) == P,
-                     f"loom {int(positions[0])}, reference ceil({T}/{stack}) = {P}")
+                     f"loom {int(positions[0])}, reference sum ceil(T_u/{stack}) = {P}")
 
         frames = get(f"{pre}.frames", (P, D))
         if frames is not None:
-            self_ok = np.array_equal(x32, group_by_index(mel, stack, P))
             exact = np.array_equal(frames, x32)
             diff = float(np.abs(frames.astype(np.float64) - x32.astype(np.float64)).max())
-            n_pad = (P * stack - T) * MEL_BINS
             rep.line(f"{pre}.frames", exact and self_ok,
                      f"{'bit-exact' if exact else 'NOT bit-exact'}, max_abs {diff:.3e} (tol 0); "
-                     f"{n_pad} padded values = min {float(mel.min()):.6g}"
+                     f"{n_pad} padded values = each utterance's min"
                      f"{'' if self_ok else '; REFERENCE reshape != index formula'}")
 
-        W32, b32 = get(f"{pre}.audio.w", (C, D)), get(f"{pre}.audio.b", (C,))
+        names = conv_tensors(stack, C, Ch) if conv else [("audio.w", (C, D)), ("audio.b", (C,))]
+        loom_p = {n: get(f"{pre}.{n}", shape) for n, shape in names}
         dout = get(f"{pre}.dout", (P, C))
-        if W32 is None or b32 is None or dout is None:
+        if dout is None or any(v is None for v in loom_p.values()):
             continue
         out = get(f"{pre}.out", (P, C))
-        gw, gb = get(f"{pre}.grad.w", (C, D)), get(f"{pre}.grad.b", (C,))
-        gw2, gb2 = get(f"{pre}.grad2.w", (C, D)), get(f"{pre}.grad2.b", (C,))
+        grad = {n: get(f"{pre}.grad.{n}", shape) for n, shape in names}
+        grad2 = {n: get(f"{pre}.grad2.{n}", shape) for n, shape in names}
 
         x = torch.from_numpy(x32.astype(np.float64))
-        Wt = torch.tensor(W32, dtype=torch.float64, requires_grad=True)
-        bt = torch.tensor(b32, dtype=torch.float64, requires_grad=True)
-        y = torch.nn.functional.linear(x, Wt, bt)
+        params = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in loom_p.items()}
         d = torch.from_numpy(dout.astype(np.float64))
+        if conv:
+            ys, p0 = [], 0
+            for Pu in sizes:
+                ys.append(conv_encode(x[p0:p0 + Pu], params, stack))
+                p0 += Pu
+            y = torch.cat(ys)
+            y.backward(d)
+            if out is not None:
+                compare(rep, f"{pre}.out", out, y.detach().numpy(), np.inf, REL_CONV)
+            for n, _ in names:
+                ref = params[n].grad.numpy()
+                if grad[n] is not None:
+                    compare(rep, f"{pre}.grad.{n}", grad[n], ref, np.inf, REL_CONV)
+                if grad2[n] is not None:
+                    compare(rep, f"{pre}.grad2.{n}", grad2[n], 2 * ref, np.inf, REL_CONV)
+            continue
+
+        Wt, bt = params["audio.w"], params["audio.b"]
+        y = torch.nn.functional.linear(x, Wt, bt)
         y.backward(d)
         xa, Wa, da = x.abs(), Wt.detach().abs(), d.abs()
         if out is not None:
@@ -191,18 +263,21 @@ def main(argv):
                     MARGIN * (D + 2) * U32 * bound)
         bound_w = (da.T @ xa).numpy()                          # (C, D): sum_p |dout x|
         bound_b = da.sum(0).numpy()                            # (C): sum_p |dout|
+        gw, gb, gw2, gb2 = grad["audio.w"], grad["audio.b"], grad2["audio.w"], grad2["audio.b"]
         if gw is not None:
-            compare(rep, f"{pre}.grad.w", gw, Wt.grad.numpy(),
+            compare(rep, f"{pre}.grad.audio.w", gw, Wt.grad.numpy(),
                     MARGIN * (P + 2) * U32 * bound_w)
         if gb is not None:
-            compare(rep, f"{pre}.grad.b", gb, bt.grad.numpy(),
+            compare(rep, f"{pre}.grad.audio.b", gb, bt.grad.numpy(),
                     MARGIN * (P + 2) * U32 * bound_b)
         if gw2 is not None:
-            compare(rep, f"{pre}.grad2.w", gw2, 2 * Wt.grad.numpy(),
+            compare(rep, f"{pre}.grad2.audio.w", gw2, 2 * Wt.grad.numpy(),
                     MARGIN * (P + 3) * U32 * 2 * bound_w)
         if gb2 is not None:
-            compare(rep, f"{pre}.grad2.b", gb2, 2 * bt.grad.numpy(),
+            compare(rep, f"{pre}.grad2.audio.b", gb2, 2 * bt.grad.numpy(),
                     MARGIN * (P + 3) * U32 * 2 * bound_b)
+    if n_conv == 0:
+        rep.line("conv cases", False, "none in the file: the conv encoder went unchecked")
     return rep.summary()
 
 
