@@ -7,11 +7,13 @@ cd "$(dirname "$0")/.."
 
 # Build and runtime libraries, and the reference-test interpreter's packages; clang with its
 # libFuzzer and sanitizer runtimes (libclang-rt-dev), its OpenMP (libomp-dev) and
-# llvm-symbolizer (llvm), for scripts/fuzz.sh and scripts/sanitize.sh.
+# llvm-symbolizer (llvm), for scripts/fuzz.sh and scripts/sanitize.sh. chromium for the demo
+# page's browser test (tests/browser, which also needs node and npm), wrk for bench/serve_load.sh.
 PACKAGES=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libcmocka-dev libstb-dev
-          libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng
+          libsndfile1-dev libsamplerate0-dev libfftw3-dev espeak-ng libmicrohttpd-dev
           python3 python3-numpy python3-torch python3-torchaudio
-          clang libclang-rt-dev libomp-dev llvm)
+          clang libclang-rt-dev libomp-dev llvm
+          chromium wrk)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -26,6 +28,12 @@ if ((${#missing[@]})); then
     echo "bootstrap: installing ${missing[*]}"
     $SUDO apt-get update -q
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# The browser test's one npm package (playwright-core, pinned by package-lock.json).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    command -v npm >/dev/null || { echo "bootstrap: the browser test needs node and npm" >&2; exit 1; }
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if [ "${1:-}" = "--no-build" ]; then exit 0; fi

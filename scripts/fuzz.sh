@@ -7,7 +7,7 @@
 # build-fuzz/artifacts/NAME-crash-... (or -leak-, -oom-, -timeout-) and the log in
 # build-fuzz/logs/NAME.log. Reproduce with: build-fuzz/fuzz/fuzz_NAME ARTIFACT
 #
-# Usage: scripts/fuzz.sh [SECONDS] [NAME...]    NAME: image audio safetensors manifest tokenizer
+# Usage: scripts/fuzz.sh [SECONDS] [NAME...]    NAME: image audio safetensors manifest tokenizer server
 # Environment: FUZZ_JOBS (build jobs, default nproc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ secs=${1:-60}
 [ $# -gt 0 ] && shift
 case "$secs" in ''|*[!0-9]*|0) echo "fuzz.sh: SECONDS must be a whole number >= 1, not '$secs'" >&2; exit 2 ;; esac
 names=("$@")
-((${#names[@]})) || names=(image audio safetensors manifest tokenizer)
+((${#names[@]})) || names=(image audio safetensors manifest tokenizer server)
 
 # The largest input each harness makes: its seeds are a few KB; models and images need room to grow.
 max_len() {
@@ -25,7 +25,8 @@ max_len() {
         safetensors) echo 65536 ;;
         manifest) echo 4096 ;;
         tokenizer) echo 8192 ;;
-        *) echo "fuzz.sh: no harness '$1' (image audio safetensors manifest tokenizer)" >&2; return 1 ;;
+        server) echo 65536 ;;
+        *) echo "fuzz.sh: no harness '$1' (image audio safetensors manifest tokenizer server)" >&2; return 1 ;;
     esac
 }
 targets=()

@@ -20,7 +20,7 @@
 #include "train/speech_bank.h"
 
 #define DEFAULT_MODEL "models/loom-shapes.safetensors"
-#define TRANSCRIPT_MAX_TOKENS 96
+#define TRANSCRIPT_MAX_TOKENS INFER_ANSWER_MAX_TOKENS
 
 /* ---- listen ---------------------------------------------------------------- */
 

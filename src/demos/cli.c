@@ -108,7 +108,7 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char 
 
 loom_model *cli_load_model(const char *path, int need, loom_infer **inf) {
     loom_error err = {{0}};
-    *inf = NULL;
+    if (inf) *inf = NULL;
     loom_model *m = model_load(path, &err);
     if (!m) {
         cli_fail(path, err.msg);
@@ -121,7 +121,7 @@ loom_model *cli_load_model(const char *path, int need, loom_infer **inf) {
         why = "this model has no image output (it was trained without a VQ head)";
     else if ((need & CLI_NEED_AUDIO_IN) && m->aud.stack <= 0)
         why = "this model has no audio input (train it with --speech)";
-    else if (!(*inf = infer_new(m, &err)))
+    else if (inf && !(*inf = infer_new(m, &err)))
         why = err.msg;
     if (why) {
         cli_fail(path, why);

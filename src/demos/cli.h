@@ -34,8 +34,8 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char **pos,
               int *n_pos);
 
-/* Loads a model and an inference context for it, or prints why not
- * ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
+/* Loads a model and an inference context for it (inf may be NULL: none),
+ * or prints why not ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
 struct loom_model;
 struct loom_infer;
 enum { CLI_NEED_IMAGE_IN = 1, CLI_NEED_IMAGE_OUT = 2, CLI_NEED_AUDIO_IN = 4 };
@@ -51,5 +51,6 @@ int cmd_eval_imagine(int argc, char **argv);
 int cmd_listen(int argc, char **argv);
 int cmd_data_speech(int argc, char **argv);
 int cmd_eval_listen(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -484,6 +484,7 @@ static void usage(FILE *f) {
             "  ask        answer a question about an image, typed or spoken\n"
             "  imagine    draw the scene a prompt describes, typed or spoken\n"
             "  listen     transcribe speech\n"
+            "  serve      the demo web page and an OpenAI-compatible API\n"
             "  eval       accuracy on held-out Shapes World: captions and VQA (eval),\n"
             "             image generation (eval imagine), audio input (eval listen)\n"
             "  train      train a tokenizer and model on a text or JSONL corpus\n"
@@ -515,6 +516,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "imagine")) return cmd_imagine(argc - 1, argv + 1);
     if (!strcmp(cmd, "listen")) return cmd_listen(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     fprintf(stderr, "loom: %s: unknown command (see loom --help)\n", cmd);
     return 1;
 }

@@ -21,7 +21,6 @@
 #include "model/model.h"
 
 #define DEFAULT_MODEL "models/loom-shapes.safetensors"
-#define ANSWER_MAX_TOKENS 96
 
 
 /* ---- caption ------------------------------------------------------------- */
@@ -90,7 +89,7 @@ int cmd_caption(int argc, char **argv) {
         loom_error err = {{0}};
         loom_image img = {0};
         if (image_load_file(images[i], &img, &err) ||
-            infer_answer(inf, &img, "", 0, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+            infer_answer(inf, &img, "", 0, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
             cli_fail(images[i], err.msg);
             printf("\n");
             rc = 1;
@@ -173,7 +172,7 @@ int cmd_ask(int argc, char **argv) {
     int rc = 0;
     infer_input in = {.image = &img, .audio = audio ? &aud : NULL, .prompt = prompt,
                       .prompt_len = prompt ? strlen(prompt) : 0};
-    if (infer_answer_input(inf, &in, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
+    if (infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
         rc = cli_fail("ask", err.msg);
     else
         printf("%s\n", out);
@@ -291,7 +290,7 @@ int cmd_eval(int argc, char **argv) {
                     }
                     use = &jimg;
                 }
-                if (infer_answer(inf, use, "", 0, ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+                if (infer_answer(inf, use, "", 0, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
                     rc = cli_fail("eval", err.msg);
                     image_free(&jimg);
                     break;
@@ -305,7 +304,7 @@ int cmd_eval(int argc, char **argv) {
                 for (int64_t k = 0; k < nq; k++) {
                     shapes_question q;
                     if (shapes_question_sample_mix(&sc, &qrng, &q)) continue;
-                    if (infer_answer(inf, use, q.prompt, strlen(q.prompt), ANSWER_MAX_TOKENS, out,
+                    if (infer_answer(inf, use, q.prompt, strlen(q.prompt), INFER_ANSWER_MAX_TOKENS, out,
                                      sizeof out, &err) < 0) {
                         rc = cli_fail("eval", err.msg);
                         break;

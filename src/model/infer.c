@@ -23,6 +23,11 @@ struct loom_infer {
     uint8_t *allowed_codes; /* (V) image codes, or NULL without image output */
     float *logits_uncond;   /* (V) */
     int32_t *ids;      /* (max_seq) prompt tokens */
+    /* incremental answering (infer_answer_begin / next) */
+    int32_t max_tokens, n_prefix, n_answer;
+    infer_finish finish;
+    char held[8];      /* bytes of an incomplete UTF-8 sequence */
+    int32_t n_held;
 };
 
 loom_infer *infer_new(const loom_model *m, loom_error *err) {
@@ -151,27 +156,113 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
     return infer_answer_input(inf, &in, max_tokens, out, cap, err);
 }
 
+int infer_answer_begin(loom_infer *inf, const infer_input *in, int32_t max_tokens, loom_error *err) {
+    inf->finish = INFER_FINISH_LENGTH; /* a failed begin leaves nothing to decode */
+    inf->n_held = 0;
+    inf->n_answer = 0;
+    inf->n_prefix = 0;
+    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) return -1;
+    inf->n_prefix = (int32_t)inf->kc->n;
+    inf->max_tokens = max_tokens;
+    inf->finish = INFER_FINISH_NONE;
+    return 0;
+}
+
+/* Length of the longest prefix of s[0 .. n) that does not end inside a
+ * UTF-8 sequence (an incomplete lead byte plus continuations at the end). */
+static int32_t utf8_complete_prefix(const char *s, int32_t n) {
+    for (int32_t back = 1; back <= 4 && back <= n; back++) {
+        const unsigned char c = (unsigned char)s[n - back];
+        if ((c & 0xC0) == 0x80) continue; /* continuation byte: look further back */
+        const int32_t want = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
+                           : (c & 0xF8) == 0xF0 ? 4 : 1;
+        return back < want ? n - back : n;
+    }
+    return n;
+}
+
+/* Appends held bytes that can never complete as U+FFFD each, keeping valid text. */
+static int64_t flush_held(loom_infer *inf, char *out, int64_t used) {
+    for (int32_t i = 0; i < inf->n_held; i++) {
+        memcpy(out + used, "\xEF\xBF\xBD", 3);
+        used += 3;
+    }
+    inf->n_held = 0;
+    out[used] = '\0';
+    return used;
+}
+
+int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err) {
+    const loom_model *m = inf->m;
+    out[0] = '\0';
+    if (inf->finish != INFER_FINISH_NONE) return INFER_DONE;
+    if (inf->n_answer >= inf->max_tokens) {
+        inf->finish = INFER_FINISH_LENGTH;
+        return inf->n_held ? flush_held(inf, out, 0) : INFER_DONE;
+    }
+    sampler_params greedy = {.temp = 0.0f};
+    const int32_t id = sampler_sample(inf->logits, m->cfg.vocab_size, inf->allowed, greedy, NULL, inf->sample);
+    if (id < 0 || id == TOKEN_EOS) {
+        inf->finish = INFER_FINISH_STOP;
+        return inf->n_held ? flush_held(inf, out, 0) : INFER_DONE;
+    }
+    inf->n_answer++;
+    /* held bytes, then this token's: emit what forms whole characters */
+    char buf[sizeof inf->held + TOKENIZER_MAX_TOKEN_BYTES];
+    memcpy(buf, inf->held, (size_t)inf->n_held);
+    int64_t pl = tokenizer_decode_token(m->tok, id, 0, buf + inf->n_held, TOKENIZER_MAX_TOKEN_BYTES);
+    const int32_t n = inf->n_held + (int32_t)(pl > 0 ? pl : 0);
+    int32_t keep = utf8_complete_prefix(buf, n);
+    if (n - keep >= (int32_t)sizeof inf->held) keep = n; /* cannot be a sequence: let it through */
+    /* invalid bytes inside the complete part become U+FFFD (at most 3x growth) */
+    int64_t used = 0;
+    for (int32_t i = 0; i < keep;) {
+        const size_t bad = utf8_invalid_at(buf + i, (size_t)(keep - i));
+        memcpy(out + used, buf + i, bad);
+        used += (int64_t)bad;
+        i += (int32_t)bad;
+        if (i < keep) {
+            memcpy(out + used, "\xEF\xBF\xBD", 3);
+            used += 3;
+            i++;
+        }
+    }
+    out[used] = '\0';
+    inf->n_held = n - keep;
+    memcpy(inf->held, buf + keep, (size_t)inf->n_held);
+    if (inf->kc->n >= inf->kc->max_seq) {
+        inf->finish = INFER_FINISH_LENGTH;
+        return flush_held(inf, out, used);
+    }
+    if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) {
+        inf->finish = INFER_FINISH_LENGTH;
+        return -1;
+    }
+    return used;
+}
+
+infer_finish infer_answer_finish(const loom_infer *inf) { return inf->finish; }
+int32_t infer_prompt_tokens(const loom_infer *inf) { return inf->n_prefix; }
+int32_t infer_answer_tokens(const loom_infer *inf) { return inf->n_answer; }
+
 int64_t infer_answer_input(loom_infer *inf, const infer_input *in, int32_t max_tokens, char *out,
                            size_t cap, loom_error *err) {
-    const loom_model *m = inf->m;
     if (cap) out[0] = '\0';
-    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) return -1;
-    sampler_params greedy = {.temp = 0.0f};
+    if (infer_answer_begin(inf, in, max_tokens, err)) return -1;
     size_t used = 0;
-    char piece[TOKENIZER_MAX_TOKEN_BYTES];
-    for (int32_t i = 0; i < max_tokens; i++) {
-        int32_t id = sampler_sample(inf->logits, m->cfg.vocab_size, inf->allowed, greedy, NULL,
-                                    inf->sample);
-        if (id < 0 || id == TOKEN_EOS) break;
-        int64_t pl = tokenizer_decode_token(m->tok, id, 0, piece, sizeof piece);
-        if (pl > 0 && cap) {
+    char piece[INFER_PIECE_MAX];
+    for (;;) {
+        const int64_t pl = infer_answer_next(inf, piece, err);
+        if (pl == INFER_DONE) break;
+        if (pl < 0) return -1;
+        if (cap && used + 1 < cap) {
             size_t k = (size_t)pl < cap - 1 - used ? (size_t)pl : cap - 1 - used;
+            /* never cut a character in half */
+            while (k > 0 && k < (size_t)pl && ((unsigned char)piece[k] & 0xC0) == 0x80) k--;
             memcpy(out + used, piece, k);
             used += k;
             out[used] = '\0';
         }
-        if (inf->kc->n >= inf->kc->max_seq) break;
-        if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) return -1;
     }
     return (int64_t)used;
 }

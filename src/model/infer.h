@@ -22,6 +22,9 @@
 
 typedef struct loom_infer loom_infer;
 
+/* The answer length every front end uses unless told otherwise (CLI, server). */
+#define INFER_ANSWER_MAX_TOKENS 96
+
 loom_infer *infer_new(const loom_model *m, loom_error *err);
 void infer_free(loom_infer *inf);
 
@@ -37,6 +40,27 @@ typedef struct infer_input {
  * Returns its length, or -1. */
 int64_t infer_answer_input(loom_infer *inf, const infer_input *in, int32_t max_tokens, char *out,
                            size_t cap, loom_error *err);
+/* Incremental answering, for front ends that stream (the server): begin runs
+ * the prefix; each next decodes one token and writes its text to out
+ * (NUL-terminated; possibly empty: a UTF-8 sequence split across tokens is
+ * held back until complete, and bytes that never complete one become
+ * U+FFFD). next returns the bytes written (>= 0), INFER_DONE once the answer
+ * has ended (then infer_answer_finish says why), or -1. infer_answer_input
+ * is begin + next until INFER_DONE. out must hold INFER_PIECE_MAX bytes. */
+#define INFER_DONE (-2)
+#define INFER_PIECE_MAX 4096 /* 3 x (held bytes + one token), + NUL */
+typedef enum infer_finish {
+    INFER_FINISH_NONE,    /* still answering */
+    INFER_FINISH_STOP,    /* <eos> */
+    INFER_FINISH_LENGTH,  /* max_tokens or the end of the context */
+} infer_finish;
+int infer_answer_begin(loom_infer *inf, const infer_input *in, int32_t max_tokens, loom_error *err);
+int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err);
+infer_finish infer_answer_finish(const loom_infer *inf);
+/* Positions of the prefix and tokens generated so far (OpenAI's usage). */
+int32_t infer_prompt_tokens(const loom_infer *inf);
+int32_t infer_answer_tokens(const loom_infer *inf);
+
 /* The same for (img, prompt); img may be NULL. */
 int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
                      size_t prompt_len, int32_t max_tokens, char *out, size_t cap,

@@ -1,0 +1,97 @@
+/* loom serve: the demo web page and an OpenAI-compatible API (server/api.h)
+ * over HTTP (server/http.h), until SIGINT or SIGTERM. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "core/threads.h"
+#include "model/infer.h"
+#include "model/model.h"
+#include "server/api.h"
+#include "server/http.h"
+
+#define DEFAULT_MODEL "models/loom-shapes.safetensors"
+
+static void serve_usage(FILE *f) {
+    http_params h = http_default_params();
+    fprintf(f,
+            "usage: loom serve [-m MODEL] [--host ADDR] [--port N] [-t N] [options]\n"
+            "\n"
+            "Serves the demo page at http://ADDR:PORT/ and an OpenAI-compatible API:\n"
+            "POST /v1/chat/completions (text, image_url data: URLs, input_audio; stream),\n"
+            "POST /v1/images/generations, POST /v1/audio/transcriptions, GET /v1/models,\n"
+            "GET /health. Stops on Ctrl-C (SIGINT) or SIGTERM.\n"
+            "\n"
+            "  -m, --model FILE     model (default %s)\n"
+            "  --host ADDR          numeric address to listen on (default %s)\n"
+            "  --port N             port, 0 = any free one (default %d)\n"
+            "  -t, --threads N      cores to use in all (default: all cores)\n"
+            "  --parallel N         requests answered at once, each with threads/N cores;\n"
+            "                       more wait for a free slot (default: threads)\n"
+            "  --max-body BYTES     largest request body (default %lld)\n"
+            "  --max-connections N  open connections at most (default %d)\n"
+            "  --model-id NAME      the model's name in the API (default: file name)\n",
+            DEFAULT_MODEL, h.host, h.port, (long long)h.max_body, h.max_connections);
+}
+
+int cmd_serve(int argc, char **argv) {
+    http_params hp = http_default_params();
+    api_params ap = api_default_params();
+    const char *model = DEFAULT_MODEL, *model_id = NULL;
+    int64_t threads = 0, parallel = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
+    const cli_opt opts[] = {
+        {"-m", "--model", CLI_STR, &model, 0, 0},
+        {NULL, "--host", CLI_STR, &hp.host, 0, 0},
+        {NULL, "--port", CLI_INT, &port, 0, 65535},
+        {"-t", "--threads", CLI_INT, &threads, 0, 1024},
+        {NULL, "--parallel", CLI_INT, &parallel, 0, 256},
+        {NULL, "--max-body", CLI_INT, &max_body, 1024, (double)(INT64_C(1) << 40)},
+        {NULL, "--max-connections", CLI_INT, &max_conn, 1, 65536},
+        {NULL, "--model-id", CLI_STR, &model_id, 0, 0},
+        {0}};
+    int n_pos = 0, prc = cli_parse("serve", argc, argv, opts, NULL, &n_pos);
+    if (prc == 1) serve_usage(stdout);
+    if (prc) return prc < 0 ? 1 : 0;
+    const int cores = loom_threads_set((int)threads);
+    if (parallel <= 0) parallel = cores;
+    ap.model_path = model;
+    ap.model_id = model_id;
+    ap.slots = (int32_t)parallel;
+    ap.slot_threads = cores / (int32_t)parallel > 0 ? cores / (int32_t)parallel : 1;
+    hp.port = (int32_t)port;
+    hp.max_body = max_body;
+    hp.max_connections = (int32_t)max_conn;
+
+    loom_model *m = cli_load_model(model, 0, NULL);
+    if (!m) return 1;
+    /* the server's threads inherit this mask: the signals reach only sigwait below */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client that leaves mid-answer is not our end */
+    loom_error err = {{0}};
+    api_server *api = api_server_new(m, &ap, &err);
+    http_server *h = api ? http_start(api, &hp, &err) : NULL;
+    if (!h) {
+        api_server_free(api);
+        model_free(m);
+        return cli_fail("serve", err.msg);
+    }
+    const int v6 = strchr(hp.host, ':') != NULL;
+    printf("loom: serving %s as \"%s\" on http://%s%s%s:%d/ (%d slot%s x %d thread%s)\n", model,
+           api_server_model_id(api), v6 ? "[" : "", hp.host, v6 ? "]" : "", http_port(h), ap.slots,
+           ap.slots == 1 ? "" : "s", ap.slot_threads, ap.slot_threads == 1 ? "" : "s");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "loom: serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    http_stop(h);
+    api_server_free(api);
+    model_free(m);
+    return 0;
+}
