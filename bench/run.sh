@@ -13,8 +13,11 @@
 #     tests/reference/loom_ref.py) in its default thread setting and with 2
 #     threads; the ratios against PyTorch's faster setting, and the fraction
 #     of the FMA peak that loom's training step reaches;
-#  3. the log-mel spectrogram of 30 s of audio: loom (build/bench/mel_bench)
-#     against torchaudio (bench/mel_torch.py) on the same signal, as a ratio.
+#  3. the log-mel spectrogram of 30 s of audio: loom (build/bench/mel_bench, on all
+#     cores and on one) against torchaudio (bench/mel_torch.py) on the same signal;
+#  4. with the shipped model: one caption and one imagined image end to end in-process
+#     (build/bench/infer_bench), the peak memory of `loom caption`, and caption
+#     requests/s against `loom serve` on loopback (bench/serve_load.sh, wrk).
 # Needs build/ (scripts/bootstrap.sh). Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,16 +73,46 @@ PY
 mel_dump=$(mktemp)
 trap 'rm -f "$mel_dump"' EXIT
 mel_loom=$(build/bench/mel_bench --repeats 20 --dump "$mel_dump")
+mel_loom1=$(build/bench/mel_bench --repeats 20 --threads 1)
 if "$py" -c 'import torchaudio' >/dev/null 2>&1; then
     mel_torch=$("$py" bench/mel_torch.py "$mel_dump" --repeats 20)
-    "$py" - "$mel_loom" "$mel_torch" <<'PY'
+    "$py" - "$mel_loom" "$mel_loom1" "$mel_torch" <<'PY'
 import json, sys
-l, t = (json.loads(s) for s in sys.argv[1:3])
-print("%-26s %10.1f %14.1f %14s %8.2fx" % ("log-mel 30 s, ms (median)", l["ms_median"], t["ms_median"], "",
-                                            t["ms_median"] / l["ms_median"]))
-print("log-mel: torchaudio %s, %d thread(s); largest difference from loom %.1e"
-      % (t["torchaudio"], t["threads"], t["max_diff_vs_loom"]))
+l, l1, t = (json.loads(s) for s in sys.argv[1:4])
+best = min(l["ms_median"], l1["ms_median"])
+print("%-26s %10.2f %14.2f %14s %8.2fx" % ("log-mel 30 s, ms (median)", best, t["ms_median"], "",
+                                            t["ms_median"] / best))
+print("log-mel: loom %.2f ms on %d threads, %.2f ms on 1; torchaudio %s, %d thread(s); largest difference %.1e"
+      % (l["ms_median"], l["threads"], l1["ms_median"], t["torchaudio"], t["threads"], t["max_diff_vs_loom"]))
 PY
 else
     echo "log-mel 30 s: loom $mel_loom; torchaudio not installed (python3-torchaudio), no ratio"
 fi
+
+# 4. what a user waits for with the shipped model: one caption and one imagined image end to
+#    end in-process (bench/infer_bench), the peak memory of `loom caption`, and caption
+#    requests/s against `loom serve` on loopback (bench/serve_load.sh, wrk)
+model=models/loom-shapes.safetensors
+inf1=$(build/bench/infer_bench -m "$model" --threads 1)
+infn=$(build/bench/infer_bench -m "$model")
+serve_out=$(bench/serve_load.sh -m "$model" -d 10 -c 8 | tail -1)
+"$py" - "$inf1" "$infn" "$model" "$serve_out" <<'PY'
+import json, os, resource, subprocess, sys
+i1, iN = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+model, serve = sys.argv[3], sys.argv[4]
+def best(key):
+    return min((i1, iN), key=lambda r: r[key + "_ms_median"])
+c, g = best("caption"), best("imagine")
+print("caption of a 64 x 64 image: %.2f ms median (%d thread%s; %.2f on 1, %.2f on %d); target <= 5 ms"
+      % (c["caption_ms_median"], c["threads"], "" if c["threads"] == 1 else "s", i1["caption_ms_median"],
+         iN["caption_ms_median"], iN["threads"]))
+print("imagine of a 64 x 64 image: %.2f ms median (%d thread%s; %.2f on 1, %.2f on %d); target <= 50 ms"
+      % (g["imagine_ms_median"], g["threads"], "" if g["threads"] == 1 else "s", i1["imagine_ms_median"],
+         iN["imagine_ms_median"], iN["threads"]))
+subprocess.run(["build/loom", "caption", "-m", model, "examples/scene0.png"], check=True, capture_output=True)
+rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
+size = os.path.getsize(model) / 2**20
+print("loom caption peak memory: %.1f MB for a %.1f MB model (target <= 2 x model + 50 MB = %.1f MB)"
+      % (rss, size, 2 * size + 50))
+print(serve)
+PY
