@@ -284,5 +284,31 @@ expect "train on a manifest with audio" 0 err "loom: wrote $tmp/ua.st" -- "$loom
     --eval-every 0 --vocab 300 --audio-stack 4 -q -t 1
 expect "info: audio-only model" 0 out "audio in:" "4 frames" -- "$loom" info "$tmp/ua.st"
 
+# audio encoders: the conv stem trains from the command line and says so in loom info
+expect "train --audio-encoder conv" 0 err "loom: wrote $tmp/uc.st" -- "$loom" train --data "$tmp/speech/user.jsonl" \
+    -o "$tmp/uc.st" --d-model 32 --layers 1 --heads 2 --kv-heads 1 --d-ff 32 --seq 128 --batch 2 --steps 2 \
+    --eval-every 0 --vocab 300 --audio-stack 4 --audio-encoder conv --audio-conv-channels 8 -q -t 1
+expect "info: conv audio encoder" 0 out "conv stem" "2 stride-2 layers of 8 channels" -- "$loom" info "$tmp/uc.st"
+expect "train --audio-encoder bogus" 1 err "--audio-encoder: want stack or conv" -- "$loom" train --data "$tmp/speech/user.jsonl" \
+    -o "$tmp/ub.st" --audio-encoder bogus
+expect "train conv with a stack not a power of 2" 1 err "stack 6 is not a power of two" -- "$loom" train --data "$tmp/speech/user.jsonl" \
+    -o "$tmp/ub.st" --d-model 32 --layers 1 --heads 2 --kv-heads 1 --d-ff 32 --seq 128 --batch 2 --steps 2 \
+    --eval-every 0 --vocab 300 --audio-stack 6 --audio-encoder conv -q -t 1
+
+# ---- serve: start-up errors (the API itself: tests/server_test.py) ----
+expect "serve: port out of range" 1 err "loom: --port:" -- "$loom" serve -m "$gmodel" --port 70000
+expect "serve: host not an address" 1 err "loom: serve: host not-an-ip:" "want a numeric address" -- \
+    "$loom" serve -m "$gmodel" --host not-an-ip --port 0
+expect "serve: missing model" 1 err "loom: $tmp/none.st:" -- "$loom" serve -m "$tmp/none.st" --port 0
+expect "serve: stray argument" 1 err "loom: serve:" -- "$loom" serve -m "$gmodel" extra
+"$loom" serve -m "$gmodel" --port 0 -t 1 >"$tmp/serve1.out" 2>&1 &
+spid=$!
+for _ in $(seq 100); do grep -q "http://" "$tmp/serve1.out" && break; sleep 0.1; done
+sport=$(sed -n 's|.*http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$tmp/serve1.out")
+expect "serve: port in use" 1 err "cannot listen on 127.0.0.1 port $sport" -- "$loom" serve -m "$gmodel" --port "$sport"
+kill -TERM "$spid"
+wait "$spid"
+check "serve: SIGTERM stops it with status 0" "$?"
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
