@@ -34,12 +34,16 @@ def check(name, ok, detail=""):
 
 
 def start(*extra):
+    err = tempfile.TemporaryFile(mode="w+")
     p = subprocess.Popen([LOOM, "serve", "-m", MODEL, "--port", "0", *extra], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+                         stderr=err, text=True)
+    p.err = err
     line = p.stdout.readline()
     if "http://" not in line:
         p.kill()
-        sys.exit("server did not start: " + line + p.stderr.read())
+        p.wait()
+        err.seek(0)
+        sys.exit("server did not start: " + line + err.read())
     port = int(line.rsplit(":", 1)[1].split("/")[0])
     return p, port
 
@@ -131,7 +135,8 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
             rc = -9
-        check("SIGTERM stops the server cleanly (exit 0)", rc == 0, "exit %s" % rc)
+        proc.err.seek(0)
+        check("SIGTERM stops the server cleanly (exit 0)", rc == 0, "exit %s; its stderr:\n%s" % (rc, proc.err.read()[-6000:]))
     # a small body limit: a too-large body is refused before it is read
     proc, port = start("--max-body", "4096", "-t", "1")
     try:

@@ -34,6 +34,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -182,18 +183,31 @@ static const sgemm_impl *impl_for(loom_sgemm_kernel k) {
     }
 }
 
-/* ---- the packing arena: one per calling thread, grown on demand ---- */
+/* ---- the packing arena: one per calling thread, grown on demand ----
+ * A thread's arena is freed when the thread exits (a pthread key's destructor):
+ * servers call in from short-lived threads, one per connection. */
 
 static _Thread_local float *arena_ptr;
 static _Thread_local size_t arena_floats;
+static pthread_key_t arena_key;
+static pthread_once_t arena_once = PTHREAD_ONCE_INIT;
+static int arena_key_ok;
+
+static void arena_key_make(void) { arena_key_ok = pthread_key_create(&arena_key, free) == 0; }
 
 static float *arena_get(size_t n_floats) {
     if (n_floats <= arena_floats) return arena_ptr;
     if (n_floats > SIZE_MAX / sizeof(float) - 64) return NULL;
+    pthread_once(&arena_once, arena_key_make);
+    if (!arena_key_ok) return NULL;
     /* aligned_alloc wants a multiple of the alignment */
     size_t bytes = (n_floats * sizeof(float) + 63) & ~(size_t)63;
     float *p = aligned_alloc(64, bytes);
     if (!p) return NULL;
+    if (pthread_setspecific(arena_key, p)) {
+        free(p);
+        return NULL;
+    }
     free(arena_ptr);
     arena_ptr = p;
     arena_floats = bytes / sizeof(float);
@@ -201,6 +215,7 @@ static float *arena_get(size_t n_floats) {
 }
 
 void loom_sgemm_free_buffers(void) {
+    if (arena_key_ok) pthread_setspecific(arena_key, NULL);
     free(arena_ptr);
     arena_ptr = NULL;
     arena_floats = 0;
