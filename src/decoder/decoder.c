@@ -3,14 +3,18 @@
  * its forward. */
 #include "decoder/decoder.h"
 
+#include <assert.h>
 #include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/gemm.h"
+#include "core/q8.h"
+#include "core/safetensors.h"
 #include "core/vec.h"
 
 /* ------------------------------------------------------------------------ */
@@ -49,6 +53,12 @@ int decoder_config_check(const decoder_config *c, loom_error *err) {
         return loom_error_set(err, "norm_eps must be positive");
     if (c->tie_embeddings != 0 && c->tie_embeddings != 1)
         return loom_error_set(err, "tie_embeddings must be 0 or 1");
+    if (c->quant_group != 0 && q8_group_check(c->quant_group, err))
+        return loom_error_wrap(err, "quant");
+    if (c->quant_head != 0 && c->quant_head != 1)
+        return loom_error_set(err, "quant: head must be 0 or 1");
+    if (c->quant_head && !c->quant_group)
+        return loom_error_set(err, "quant: an int8 head needs a quantized decoder");
     return 0;
 }
 
@@ -66,6 +76,16 @@ char *decoder_config_to_json(const decoder_config *c) {
     cJSON_AddNumberToObject(o, "rope_theta", c->rope_theta);
     cJSON_AddNumberToObject(o, "norm_eps", c->norm_eps);
     cJSON_AddNumberToObject(o, "tie_embeddings", c->tie_embeddings);
+    if (c->quant_group > 0) { /* fp32 configs: no key, so their files are unchanged */
+        cJSON *q = cJSON_AddObjectToObject(o, "quant");
+        if (!q) {
+            cJSON_Delete(o);
+            return NULL;
+        }
+        cJSON_AddStringToObject(q, "type", "q8");
+        cJSON_AddNumberToObject(q, "group", c->quant_group);
+        cJSON_AddNumberToObject(q, "head", c->quant_head);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -107,6 +127,19 @@ int decoder_config_from_json(const char *json, decoder_config *c, loom_error *er
     if (!rc) rc |= json_float(o, "rope_theta", &d.rope_theta, err);
     if (!rc) rc |= json_float(o, "norm_eps", &d.norm_eps, err);
     if (!rc) rc |= json_int(o, "tie_embeddings", &d.tie_embeddings, err);
+    /* "quant": {"type": "q8", "group": G, "head": 0|1}: int8 weights (absent: fp32) */
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "quant");
+    if (!rc && q) {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(q, "type");
+        if (!cJSON_IsObject(q) || !cJSON_IsString(type) || strcmp(type->valuestring, "q8") != 0)
+            rc = loom_error_set(err, "config: \"quant\" must be {\"type\": \"q8\", \"group\": G, "
+                                "\"head\": 0 or 1}");
+        if (!rc) rc = json_int(q, "group", &d.quant_group, err);
+        if (!rc && cJSON_GetObjectItemCaseSensitive(q, "head"))
+            rc = json_int(q, "head", &d.quant_head, err);
+        if (!rc && d.quant_group == 0)
+            rc = loom_error_set(err, "config: \"quant\": group must be > 0");
+    }
     cJSON_Delete(o);
     if (rc) return -1;
     if (decoder_config_check(&d, err)) return loom_error_wrap(err, "config");
@@ -141,9 +174,15 @@ int decoder_register(const decoder_config *c, param_table *t, loom_error *err) {
         {"decoder.final_norm", 1, {C}, 0},
         {"decoder.lm_head", 2, {V, C}, 1},
     };
-    int n = (int)(sizeof tab / sizeof tab[0]) - (c->tie_embeddings ? 1 : 0);
-    for (int i = 0; i < n; i++)
+    const int n = (int)(sizeof tab / sizeof tab[0]);
+    for (int i = 0; i < n; i++) {
+        const int head = i == n - 1;
+        if (head && c->tie_embeddings) continue;
+        /* a quantized decoder's matrices live in its decoder_q8, not here */
+        if (c->quant_group > 0 && tab[i].ndim == 3) continue;
+        if (head && c->quant_head) continue;
         if (params_add(t, tab[i].name, tab[i].ndim, tab[i].shape, tab[i].decay, err)) return -1;
+    }
     return 0;
 }
 
@@ -165,6 +204,7 @@ void decoder_bind(const decoder_config *c, const param_table *t, float *base, de
     w->w_down = bind_one(t, base, "decoder.w_down");
     w->final_norm = bind_one(t, base, "decoder.final_norm");
     w->lm_head = c->tie_embeddings ? w->tok_emb : bind_one(t, base, "decoder.lm_head");
+    w->q8 = NULL;
 }
 
 static void fill_normal(float *p, size_t n, float std, loom_rng *rng) {
@@ -176,6 +216,7 @@ static void fill_const(float *p, size_t n, float v) {
 }
 
 void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng *rng) {
+    assert(c->quant_group == 0 && "decoder_init_weights: fp32 decoders only");
     size_t C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
     size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
     float std = 0.02f, std_out = 0.02f / sqrtf(2.0f * (float)L);
@@ -191,6 +232,188 @@ void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng 
     fill_normal(w->w_down, L * C * F, std_out, rng);
     fill_const(w->final_norm, C, 1.0f);
     if (!c->tie_embeddings) fill_normal(w->lm_head, V * C, std, rng);
+}
+
+/* ------------------------------------------------------------------------ */
+/* int8 weights of a quantized decoder */
+
+/* One int8 tensor stack: its name, where it lives in decoder_q8 and (fp32)
+ * in decoder_weights, and its shape (NL, N, K); NL 0: a 2-D (N, K) tensor. */
+typedef struct q8_entry {
+    const char *name;
+    size_t q8_off, w_off;
+    int64_t NL, N, K;
+} q8_entry;
+
+#define Q8_ENTRIES_MAX 8
+
+/* The int8 tensors of c in file order; returns how many (0 for fp32). */
+static int q8_entries(const decoder_config *c, q8_entry e[Q8_ENTRIES_MAX]) {
+    if (c->quant_group <= 0) return 0;
+    const int64_t C = c->d_model, L = c->n_layers, F = c->d_ff, V = c->vocab_size;
+    const int64_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
+#define Q8E(field, nl, n, k) \
+    (q8_entry){"decoder." #field, offsetof(decoder_q8, field), offsetof(decoder_weights, field), nl, n, k}
+    int n = 0;
+    e[n++] = Q8E(wq, L, QD, C);
+    e[n++] = Q8E(wk, L, KD, C);
+    e[n++] = Q8E(wv, L, KD, C);
+    e[n++] = Q8E(wo, L, C, QD);
+    e[n++] = Q8E(w_gate, L, F, C);
+    e[n++] = Q8E(w_up, L, F, C);
+    e[n++] = Q8E(w_down, L, C, F);
+    if (c->quant_head) e[n++] = Q8E(lm_head, 0, V, C);
+#undef Q8E
+    return n;
+}
+
+static decoder_q8_matrix *q8_matrix_of(decoder_q8 *q, const q8_entry *e) {
+    return (decoder_q8_matrix *)((char *)q + e->q8_off);
+}
+
+static int64_t q8_rows(const q8_entry *e) { return (e->NL ? e->NL : 1) * e->N; }
+
+/* The file shapes of e at group G: sq of "<name>.q8" (NL, N, KP), sd of
+ * "<name>.q8_scale" (NL, N, KP/G), without NL for a 2-D tensor; returns ndim. */
+static int32_t q8_file_shapes(const q8_entry *e, int64_t G, int64_t sq[3], int64_t sd[3]) {
+    const int64_t KP = q8_padded(e->K, G);
+    int32_t nd = 0;
+    if (e->NL) sq[nd] = sd[nd] = e->NL, nd++;
+    sq[nd] = sd[nd] = e->N, nd++;
+    sq[nd] = KP, sd[nd] = KP / G, nd++;
+    return nd;
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+void decoder_q8_counts(const decoder_config *c, int64_t *n_int8, int64_t *n_scales) {
+    q8_entry e[Q8_ENTRIES_MAX];
+    const int n = q8_entries(c, e);
+    *n_int8 = *n_scales = 0;
+    for (int i = 0; i < n; i++) {
+        const int64_t KP = q8_padded(e[i].K, c->quant_group);
+        *n_int8 += q8_rows(&e[i]) * KP;
+        *n_scales += q8_rows(&e[i]) * (KP / c->quant_group);
+    }
+}
+
+int decoder_q8_tensor(const decoder_config *c, int i, const decoder_q8 *q,
+                      const decoder_weights *w, decoder_q8_info *out) {
+    q8_entry e[Q8_ENTRIES_MAX];
+    if (i < 0 || i >= q8_entries(c, e)) return 0;
+    *out = (decoder_q8_info){.name = e[i].name, .NL = e[i].NL, .N = e[i].N, .K = e[i].K,
+                             .KP = q8_padded(e[i].K, c->quant_group)};
+    if (q) out->m = q8_matrix_of((decoder_q8 *)q, &e[i]);
+    if (w) out->fp32 = *(float *const *)((const char *)w + e[i].w_off);
+    return 1;
+}
+
+decoder_q8 *decoder_q8_new(const decoder_config *c, loom_error *err) {
+    if (c->quant_group <= 0) return loom_error_set(err, "not a quantized decoder"), NULL;
+    q8_entry e[Q8_ENTRIES_MAX];
+    const int n = q8_entries(c, e);
+    const int64_t G = c->quant_group;
+    size_t total = 0; /* every array 64-byte aligned; sizes are bounded by decoder_config_check */
+    for (int i = 0; i < n; i++) {
+        const size_t vals = (size_t)(q8_rows(&e[i]) * q8_padded(e[i].K, G));
+        total += align64(vals) + align64(vals / (size_t)G * sizeof(float));
+    }
+    decoder_q8 *q = calloc(1, sizeof *q);
+    if (!q || !(q->mem = aligned_alloc(64, total ? total : 64))) {
+        free(q);
+        return loom_error_set(err, "out of memory for %zu MB of int8 weights", total >> 20), NULL;
+    }
+    memset(q->mem, 0, total);
+    q->group = (int32_t)G;
+    char *p = q->mem;
+    for (int i = 0; i < n; i++) {
+        const size_t vals = (size_t)(q8_rows(&e[i]) * q8_padded(e[i].K, G));
+        decoder_q8_matrix *m = q8_matrix_of(q, &e[i]);
+        m->q = (int8_t *)p;
+        p += align64(vals);
+        m->d = (float *)p;
+        p += align64(vals / (size_t)G * sizeof(float));
+    }
+    return q;
+}
+
+void decoder_q8_free(decoder_q8 *q) {
+    if (!q) return;
+    free(q->mem);
+    free(q);
+}
+
+int decoder_q8_quantize(const decoder_config *qc, decoder_q8 *q, const decoder_weights *w,
+                        loom_error *err) {
+    q8_entry e[Q8_ENTRIES_MAX];
+    const int n = q8_entries(qc, e);
+    if (n == 0 || q->group != qc->quant_group)
+        return loom_error_set(err, "quantize: int8 storage does not match the config");
+    for (int i = 0; i < n; i++) {
+        const float *src = *(float *const *)((const char *)w + e[i].w_off);
+        if (!src) return loom_error_set(err, "quantize: %s has no fp32 weights", e[i].name);
+        const int64_t count = q8_rows(&e[i]) * e[i].K;
+        for (int64_t j = 0; j < count; j++)
+            if (!isfinite(src[j]))
+                return loom_error_set(err, "quantize: %s holds a non-finite weight (%g at flat index %lld)",
+                                      e[i].name, (double)src[j], (long long)j);
+        decoder_q8_matrix *m = q8_matrix_of(q, &e[i]);
+        q8_quantize(m->q, m->d, src, q8_rows(&e[i]), e[i].K, e[i].K, q->group);
+    }
+    return 0;
+}
+
+int decoder_q8_write(const decoder_config *c, const decoder_q8 *q, st_writer *w, loom_error *err) {
+    q8_entry e[Q8_ENTRIES_MAX];
+    const int n = q8_entries(c, e);
+    for (int i = 0; i < n; i++) {
+        int64_t sq[3], sd[3];
+        const int32_t nd = q8_file_shapes(&e[i], c->quant_group, sq, sd);
+        const decoder_q8_matrix *m = q8_matrix_of((decoder_q8 *)q, &e[i]);
+        char name[96];
+        snprintf(name, sizeof name, "%s.q8", e[i].name);
+        if (st_writer_add(w, name, ST_I8, nd, sq, m->q, err)) return -1;
+        snprintf(name, sizeof name, "%s.q8_scale", e[i].name);
+        if (st_writer_add(w, name, ST_F32, nd, sd, m->d, err)) return -1;
+    }
+    return 0;
+}
+
+int decoder_q8_read(const decoder_config *c, decoder_q8 *q, const st_file *f, loom_error *err) {
+    q8_entry e[Q8_ENTRIES_MAX];
+    const int n = q8_entries(c, e);
+    const int64_t G = c->quant_group;
+    if (q->group != G) return loom_error_set(err, "int8 storage does not match the config");
+    for (int i = 0; i < n; i++) {
+        const int64_t KP = q8_padded(e[i].K, G), ng = KP / G, rows = q8_rows(&e[i]);
+        int64_t sq[3], sd[3];
+        const int32_t nd = q8_file_shapes(&e[i], G, sq, sd);
+        decoder_q8_matrix *m = q8_matrix_of(q, &e[i]);
+        char name[96];
+        const void *p;
+        snprintf(name, sizeof name, "%s.q8", e[i].name);
+        if (st_get(f, name, ST_I8, nd, sq, &p, err)) return -1;
+        memcpy(m->q, p, (size_t)(rows * KP));
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t k = 0; k < KP; k++) {
+                const int v = m->q[r * KP + k];
+                if (v < -Q8_MAX)
+                    return loom_error_set(err, "%s: value %d at row %lld, column %lld is outside "
+                                          "[-%d, %d]", name, v, (long long)r, (long long)k, Q8_MAX, Q8_MAX);
+                if (k >= e[i].K && v != 0)
+                    return loom_error_set(err, "%s: padding value %d at row %lld, column %lld "
+                                          "(rows of %lld padded to %lld must end in zeros)", name, v,
+                                          (long long)r, (long long)k, (long long)e[i].K, (long long)KP);
+            }
+        snprintf(name, sizeof name, "%s.q8_scale", e[i].name);
+        if (st_get(f, name, ST_F32, nd, sd, &p, err)) return -1;
+        memcpy(m->d, p, (size_t)(rows * ng) * sizeof(float));
+        for (int64_t j = 0; j < rows * ng; j++)
+            if (!(isfinite(m->d[j]) && m->d[j] >= 0.0f))
+                return loom_error_set(err, "%s: scale %g at row %lld, group %lld is not finite and >= 0",
+                                      name, (double)m->d[j], (long long)(j / ng), (long long)(j % ng));
+    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -404,6 +627,20 @@ static void crossentropy_backward(float *logits, const int32_t *targets, int64_t
 /* ------------------------------------------------------------------------ */
 /* activations */
 
+/* Floats of the scratch that holds `rows` quantized activation rows of a
+ * quantized decoder: nq for the int8 values (rows, KP of the widest input),
+ * nd for their scales; both 0 for an fp32 decoder. */
+static void q8_scratch_floats(const decoder_config *c, size_t rows, size_t *nq, size_t *nd) {
+    *nq = *nd = 0;
+    if (c->quant_group <= 0) return;
+    const int64_t HD = c->d_model / c->n_heads, QD = (int64_t)c->n_heads * HD;
+    int64_t K = c->d_model > c->d_ff ? c->d_model : c->d_ff;
+    if (QD > K) K = QD;
+    const size_t KP = (size_t)q8_padded(K, c->quant_group);
+    *nq = (rows * KP + sizeof(float) - 1) / sizeof(float);
+    *nd = rows * (KP / (size_t)c->quant_group);
+}
+
 decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, loom_error *err) {
     if (B < 1 || T < 1 || T > c->max_seq)
         return loom_error_set(err, "batch %d x %d does not fit (max_seq %d)", B, T, c->max_seq),
@@ -426,13 +663,16 @@ decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, lo
         {&a->dk, BT * KD}, {&a->dv, BT * KD}, {&a->dgate, BT * F}, {&a->dup, BT * F},
         {&a->dact, BT * F}, {&a->dx0, BT * C},
     };
-    size_t n = sizeof tab / sizeof tab[0];
+    size_t n = sizeof tab / sizeof tab[0], nq, nd;
+    q8_scratch_floats(c, BT, &nq, &nd);
     for (size_t i = 0; i < n; i++) arena_plan(&a->mem, tab[i].n);
+    if (nq) arena_plan(&a->mem, nq), arena_plan(&a->mem, nd);
     if (arena_alloc(&a->mem, err)) {
         free(a);
         return loom_error_wrap(err, "activations"), NULL;
     }
     for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&a->mem, tab[i].n);
+    if (nq) a->xq = (int8_t *)arena_take(&a->mem, nq), a->xd = arena_take(&a->mem, nd);
     rope_table(a->rope_cos, a->rope_sin, T, (int32_t)HD, c->rope_theta);
     return a;
 }
@@ -462,11 +702,36 @@ void decoder_embed_backward(const decoder_config *c, decoder_weights *g, const i
 /* ------------------------------------------------------------------------ */
 /* forward and backward */
 
+/* The int8 version of a weight matrix, or NULL when the decoder is fp32. */
+#define Q8_OF(w, field) ((w)->q8 ? &(w)->q8->field : NULL)
+#define Q8_HEAD(w) ((w)->q8 && (w)->q8->lm_head.q ? &(w)->q8->lm_head : NULL)
+
+/* y (M, N) = x (M, K) W^T through the int8 matrix qm (layer l of an (L, N, K)
+ * stack): x is quantized by groups of G into xq (M, KP), xd (M, KP/G) first.
+ * beta 0 overwrites y, 1 adds to it. */
+static void linear_q8(float *y, const float *x, int64_t M, int64_t N, int64_t K,
+                      const decoder_q8_matrix *qm, int64_t l, int32_t G, float beta, int8_t *xq,
+                      float *xd) {
+    const int64_t KP = q8_padded(K, G);
+    q8_quantize(xq, xd, x, M, K, K, G);
+    q8_matmul(y, N, xq, xd, M, qm->q + l * N * KP, qm->d + l * N * (KP / G), N, KP, G, beta);
+}
+
+/* y (M, N) (+)= x (M, K) W^T, W layer l of an (L, N, K) stack: fp32 W by
+ * gemm_nt, or its int8 version qm when not NULL (then W is not touched). */
+static void linear_forward(float *y, const float *x, int64_t M, int64_t N, int64_t K,
+                           const float *W, const decoder_q8_matrix *qm, int64_t l, int32_t G,
+                           float beta, int8_t *xq, float *xd) {
+    if (qm) linear_q8(y, x, M, N, K, qm, l, G, beta, xq, xd);
+    else gemm_nt(M, N, K, x, K, W + l * N * K, K, beta, y, N);
+}
+
 float decoder_forward(const decoder_config *c, const decoder_weights *w, decoder_acts *a,
                       int32_t B, int32_t T, const int32_t *targets) {
     const int64_t BT = (int64_t)B * T, C = c->d_model, V = c->vocab_size, F = c->d_ff;
     const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
     const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    const int32_t G = c->quant_group;
     memcpy(a->resid, a->x0, (size_t)(BT * C) * sizeof(float));
     for (int32_t l = 0; l < c->n_layers; l++) {
         float *xin = a->resid + l * BT * C, *xout = a->resid + (l + 1) * BT * C;
@@ -477,25 +742,25 @@ float decoder_forward(const decoder_config *c, const decoder_weights *w, decoder
         float *gate = a->gate + l * BT * F, *up = a->up + l * BT * F, *act = a->act + l * BT * F;
         /* attention block */
         rmsnorm_forward(ln1, a->rstd1 + l * BT, xin, w->attn_norm + l * C, BT, C, c->norm_eps);
-        gemm_nt(BT, QD, C, ln1, C, w->wq + l * QD * C, C, 0.0f, q, QD);
-        gemm_nt(BT, KD, C, ln1, C, w->wk + l * KD * C, C, 0.0f, k, KD);
-        gemm_nt(BT, KD, C, ln1, C, w->wv + l * KD * C, C, 0.0f, v, KD);
+        linear_forward(q, ln1, BT, QD, C, w->wq, Q8_OF(w, wq), l, G, 0.0f, a->xq, a->xd);
+        linear_forward(k, ln1, BT, KD, C, w->wk, Q8_OF(w, wk), l, G, 0.0f, a->xq, a->xd);
+        linear_forward(v, ln1, BT, KD, C, w->wv, Q8_OF(w, wv), l, G, 0.0f, a->xq, a->xd);
         rope_apply(q, B, T, H, HD, a->rope_cos, a->rope_sin, 1.0f);
         rope_apply(k, B, T, KVH, HD, a->rope_cos, a->rope_sin, 1.0f);
         attention_forward(atty, att, q, k, v, B, T, H, KVH, HD, c->window);
         memcpy(xmid, xin, (size_t)(BT * C) * sizeof(float));
-        gemm_nt(BT, C, QD, atty, QD, w->wo + l * C * QD, QD, 1.0f, xmid, C);
+        linear_forward(xmid, atty, BT, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, a->xq, a->xd);
         /* MLP block */
         rmsnorm_forward(ln2, a->rstd2 + l * BT, xmid, w->mlp_norm + l * C, BT, C, c->norm_eps);
-        gemm_nt(BT, F, C, ln2, C, w->w_gate + l * F * C, C, 0.0f, gate, F);
-        gemm_nt(BT, F, C, ln2, C, w->w_up + l * F * C, C, 0.0f, up, F);
+        linear_forward(gate, ln2, BT, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, a->xq, a->xd);
+        linear_forward(up, ln2, BT, F, C, w->w_up, Q8_OF(w, w_up), l, G, 0.0f, a->xq, a->xd);
         swiglu_forward(act, gate, up, BT * F);
         memcpy(xout, xmid, (size_t)(BT * C) * sizeof(float));
-        gemm_nt(BT, C, F, act, F, w->w_down + l * C * F, F, 1.0f, xout, C);
+        linear_forward(xout, act, BT, C, F, w->w_down, Q8_OF(w, w_down), l, G, 1.0f, a->xq, a->xd);
     }
     rmsnorm_forward(a->lnf, a->rstdf, a->resid + c->n_layers * BT * C, w->final_norm, BT, C,
                     c->norm_eps);
-    gemm_nt(BT, V, C, a->lnf, C, w->lm_head, C, 0.0f, a->logits, V);
+    linear_forward(a->logits, a->lnf, BT, V, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, a->xq, a->xd);
     if (!targets) return 0.0f;
     crossentropy_forward(a->losses, a->logits, targets, BT, V);
     double sum = 0.0;  /* summed in order: the same bits at any thread count */
@@ -514,6 +779,7 @@ void decoder_backward(const decoder_config *c, const decoder_weights *w, decoder
     const int64_t BT = (int64_t)B * T, C = c->d_model, V = c->vocab_size, F = c->d_ff;
     const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
     const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    assert(!w->q8 && c->quant_group == 0 && "decoder_backward: fp32 decoders only");
     int64_t count = 0;
     for (int64_t i = 0; i < BT; i++) count += targets[i] >= 0;
     float scale = count ? loss_scale / (float)count : 0.0f;
@@ -577,13 +843,16 @@ decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_
         {&kc->rope_sin, S * HD / 2}, {&kc->x, C}, {&kc->h, C}, {&kc->q, QD}, {&kc->atty, QD},
         {&kc->gate, F}, {&kc->up, F}, {&kc->scores, S},
     };
-    size_t n = sizeof tab / sizeof tab[0];
+    size_t n = sizeof tab / sizeof tab[0], nq, nd;
+    q8_scratch_floats(c, 1, &nq, &nd);
     for (size_t i = 0; i < n; i++) arena_plan(&kc->mem, tab[i].n);
+    if (nq) arena_plan(&kc->mem, nq), arena_plan(&kc->mem, nd);
     if (arena_alloc(&kc->mem, err)) {
         free(kc);
         return loom_error_wrap(err, "KV cache"), NULL;
     }
     for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&kc->mem, tab[i].n);
+    if (nq) kc->xq = (int8_t *)arena_take(&kc->mem, nq), kc->xd = arena_take(&kc->mem, nd);
     rope_table(kc->rope_cos, kc->rope_sin, max_seq, (int32_t)HD, c->rope_theta);
     return kc;
 }
@@ -596,10 +865,16 @@ void decoder_cache_free(decoder_cache *kc) {
 
 void decoder_cache_reset(decoder_cache *kc) { kc->n = 0; }
 
-/* y (N) = W (N, K) x (K) */
-static void matvec(float *y, const float *W, const float *x, int64_t N, int64_t K) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W, (blasint)K, x, 1,
-                0.0f, y, 1);
+/* y (N) = W x (K) (beta 0), or y += W x (beta 1), W layer l of an (L, N, K)
+ * stack: fp32 W by sgemv, or its int8 version qm when not NULL. */
+static void linear_step(float *y, const float *x, int64_t N, int64_t K, const float *W,
+                        const decoder_q8_matrix *qm, int64_t l, int32_t G, float beta,
+                        decoder_cache *kc) {
+    if (qm)
+        linear_q8(y, x, 1, N, K, qm, l, G, beta, kc->xq, kc->xd);
+    else
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W + l * N * K,
+                    (blasint)K, x, 1, beta, y, 1);
 }
 
 int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
@@ -611,14 +886,15 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
     const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
     const int32_t pos = kc->n, group = H / KVH, j0 = window_start(pos, c->window);
     const float scale = 1.0f / sqrtf((float)HD);
+    const int32_t G = c->quant_group;
     float *x = kc->x, *h = kc->h;
     memcpy(x, x_in, (size_t)C * sizeof(float));
     for (int32_t l = 0; l < c->n_layers; l++) {
         float *kl = kc->k + (size_t)l * S * KD, *vl = kc->v + (size_t)l * S * KD;
         rmsnorm_forward(h, NULL, x, w->attn_norm + l * C, 1, C, c->norm_eps);
-        matvec(kc->q, w->wq + l * QD * C, h, QD, C);
-        matvec(kl + pos * KD, w->wk + l * KD * C, h, KD, C);
-        matvec(vl + pos * KD, w->wv + l * KD * C, h, KD, C);
+        linear_step(kc->q, h, QD, C, w->wq, Q8_OF(w, wq), l, G, 0.0f, kc);
+        linear_step(kl + pos * KD, h, KD, C, w->wk, Q8_OF(w, wk), l, G, 0.0f, kc);
+        linear_step(vl + pos * KD, h, KD, C, w->wv, Q8_OF(w, wv), l, G, 0.0f, kc);
         rope_apply(kc->q, 1, 1, H, HD, kc->rope_cos + (size_t)pos * (HD / 2),
                    kc->rope_sin + (size_t)pos * (HD / 2), 1.0f);
         rope_apply(kl + pos * KD, 1, 1, KVH, HD, kc->rope_cos + (size_t)pos * (HD / 2),
@@ -646,19 +922,17 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
                 for (int32_t d = 0; d < HD; d++) oh[d] += p * vj[d];
             }
         }
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)C, (blasint)QD, 1.0f, w->wo + l * C * QD,
-                    (blasint)QD, kc->atty, 1, 1.0f, x, 1);
+        linear_step(x, kc->atty, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, kc);
         rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, 1, C, c->norm_eps);
-        matvec(kc->gate, w->w_gate + l * F * C, h, F, C);
-        matvec(kc->up, w->w_up + l * F * C, h, F, C);
+        linear_step(kc->gate, h, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, kc);
+        linear_step(kc->up, h, F, C, w->w_up, Q8_OF(w, w_up), l, G, 0.0f, kc);
         vec_swiglu_forward(kc->gate, kc->gate, kc->up, F);  /* in place */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)C, (blasint)F, 1.0f, w->w_down + l * C * F,
-                    (blasint)F, kc->gate, 1, 1.0f, x, 1);
+        linear_step(x, kc->gate, C, F, w->w_down, Q8_OF(w, w_down), l, G, 1.0f, kc);
     }
     kc->n++;
     if (logits) {
         rmsnorm_forward(h, NULL, x, w->final_norm, 1, C, c->norm_eps);
-        matvec(logits, w->lm_head, h, c->vocab_size, C);
+        linear_step(logits, h, c->vocab_size, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, kc);
     }
     return 0;
 }

@@ -16,6 +16,14 @@
  *     decoder_embed_backward(cfg, &g, tokens, B*T, acts->dx0);
  *
  * Generation uses a KV cache, one position at a time (decoder_step).
+ *
+ * A quantized decoder (config quant_group G > 0, built by model_quantize)
+ * keeps its big matrices (wq, wk, wv, wo, w_gate, w_up, w_down, and with
+ * quant_head the LM head) as int8 with one scale per G inputs (core/q8.h) in
+ * a decoder_q8, pointed to by decoder_weights.q8; the fp32 pointers of those
+ * tensors are NULL. decoder_forward, decoder_prefill and decoder_step then run
+ * them as int8 products, the activations quantized on the fly. It is for
+ * inference only: decoder_backward and decoder_init_weights take fp32 weights.
  */
 #ifndef LOOM_DECODER_DECODER_H
 #define LOOM_DECODER_DECODER_H
@@ -42,6 +50,10 @@ typedef struct decoder_config {
     float   rope_theta;
     float   norm_eps;
     int32_t tie_embeddings; /* LM head shares tok_emb */
+    int32_t quant_group;    /* 0: fp32 weights; G > 0: the matrices are int8 in groups of G
+                               along their input (core/q8.h); JSON "quant": {"type": "q8",
+                               "group": G, "head": 0|1} */
+    int32_t quant_head;     /* with quant_group: the LM head is int8 too (0 or 1) */
 } decoder_config;
 
 decoder_config decoder_default_config(void);
@@ -64,7 +76,56 @@ typedef struct decoder_weights {
     float *w_down;      /* (L, C, F) */
     float *final_norm;  /* (C) */
     float *lm_head;     /* (V, C); == tok_emb when tied */
+    const struct decoder_q8 *q8; /* int8 matrices of a quantized decoder, else NULL */
 } decoder_weights;
+
+/* One int8 matrix stack: (NL, N, K) weights as rows padded to KP =
+ * q8_padded(K, G), and their scales. In the file: tensors "<name>.q8" (I8,
+ * (NL, N, KP)) and "<name>.q8_scale" (F32, (NL, N, KP/G)). */
+typedef struct decoder_q8_matrix {
+    int8_t *q;          /* (NL, N, KP) */
+    float  *d;          /* (NL, N, KP/G) */
+} decoder_q8_matrix;
+
+typedef struct decoder_q8 {
+    int32_t group;      /* G */
+    decoder_q8_matrix wq;     /* (L, H*HD, C) */
+    decoder_q8_matrix wk, wv; /* (L, KVH*HD, C) */
+    decoder_q8_matrix wo;     /* (L, C, H*HD) */
+    decoder_q8_matrix w_gate, w_up; /* (L, F, C) */
+    decoder_q8_matrix w_down; /* (L, C, F) */
+    decoder_q8_matrix lm_head; /* (V, C) with quant_head (a copy of tok_emb when tied), else NULLs */
+    void *mem;          /* every array above, one allocation */
+} decoder_q8;
+
+/* Int8 storage for c (c->quant_group > 0), zeroed. */
+decoder_q8 *decoder_q8_new(const decoder_config *c, loom_error *err);
+void decoder_q8_free(decoder_q8 *q);
+/* Quantizes fp32 weights w (every tensor bound, as in an fp32 decoder of the
+ * same shape) into q, made for qc (quant_group > 0). Refuses non-finite weights. */
+int decoder_q8_quantize(const decoder_config *qc, decoder_q8 *q, const decoder_weights *w,
+                        loom_error *err);
+/* Int8 values and scales the quantized tensors of c hold (0 for fp32 c). */
+void decoder_q8_counts(const decoder_config *c, int64_t *n_int8, int64_t *n_scales);
+/* The int8 tensors to a writer (referenced, as st_writer_add does) / read
+ * from a file: dtype and shape checked, every value in [-127, 127], padding 0,
+ * every scale finite and >= 0. */
+struct st_writer;
+struct st_file;
+int decoder_q8_write(const decoder_config *c, const decoder_q8 *q, struct st_writer *w,
+                     loom_error *err);
+int decoder_q8_read(const decoder_config *c, decoder_q8 *q, const struct st_file *f,
+                    loom_error *err);
+/* The i-th int8 tensor stack of a quantized c, for listings (loom info,
+ * loom quantize): 1 and *out filled, or 0 past the last (i from 0). */
+typedef struct decoder_q8_info {
+    const char *name;           /* "decoder.wq" (file tensors "decoder.wq.q8", ".q8_scale") */
+    int64_t NL, N, K, KP;       /* weights (NL, N, K), rows padded to KP; NL 0: a 2-D (N, K) tensor */
+    const decoder_q8_matrix *m; /* its int8 values and scales in q (NULL when q is NULL) */
+    const float *fp32;          /* the fp32 tensor it quantizes in w (NULL when w is NULL) */
+} decoder_q8_info;
+int decoder_q8_tensor(const decoder_config *c, int i, const decoder_q8 *q,
+                      const decoder_weights *w, decoder_q8_info *out);
 
 /* Adds the decoder's tensors ("decoder.*") to a parameter table. */
 int  decoder_register(const decoder_config *c, param_table *t, loom_error *err);
@@ -97,6 +158,9 @@ typedef struct decoder_acts {
     float *dk, *dv;     /* (B, T, KVH*HD) */
     float *dgate, *dup, *dact; /* (B, T, F) */
     float *dx0;         /* (B, T, C) gradient of the input embeddings */
+    int8_t *xq;         /* quantized decoder: (B*T, KP) int8 activations, KP = the widest
+                           padded input; else NULL */
+    float *xd;          /* quantized decoder: (B*T, KP/G) their scales; else NULL */
     arena mem;          /* every buffer above, one allocation */
 } decoder_acts;
 
@@ -129,6 +193,8 @@ typedef struct decoder_cache {
     float *k, *v;       /* (L, max_seq, KVH*HD) */
     float *rope_cos, *rope_sin; /* (max_seq, HD/2) */
     float *x, *h, *q, *atty, *gate, *up, *scores; /* scratch for one position */
+    int8_t *xq;         /* quantized decoder: (KP) one quantized activation row; else NULL */
+    float *xd;          /* quantized decoder: (KP/G) its scales; else NULL */
     arena mem;          /* every buffer above, one allocation */
 } decoder_cache;
 
@@ -150,7 +216,7 @@ int decoder_step_token(const decoder_config *c, const decoder_weights *w, decode
 int decoder_prefill(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
                     decoder_acts *a, int32_t T, float *logits, loom_error *err);
 
-/* Parameter count (floats) of a config. */
+/* Parameter count of a config (weights, fp32 or int8). */
 int64_t decoder_param_count(const decoder_config *c);
 
 #endif

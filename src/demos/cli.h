@@ -52,5 +52,6 @@ int cmd_listen(int argc, char **argv);
 int cmd_data_speech(int argc, char **argv);
 int cmd_eval_listen(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
 
 #endif

@@ -3,6 +3,7 @@
  *   loom train    --data FILE -o MODEL [options]     train a model
  *   loom generate [-m MODEL] -p PROMPT [options]     continue a prompt
  *   loom info     MODEL                              config, parameters, tensors
+ *   loom quantize -m MODEL -o OUT [--group 32]       an int8 copy for inference
  *   loom data     shapes-text --n N [-o FILE]        generated corpora
  *   loom bench    [options]                          time training and generation
  *
@@ -18,6 +19,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "core/q8.h"
 #include "core/safetensors.h"
 #include "loom.h"
 #include "model/model.h"
@@ -396,6 +398,19 @@ static void print_table(const param_table *t) {
     }
 }
 
+/* An int8 tensor of a quantized model: (NL, N, KP) or (N, KP) when NL is 0;
+ * K < KP: rows of K values padded with zeros. */
+static void print_q8_tensor(const char *name, const char *suffix, const char *dtype, int64_t NL,
+                            int64_t N, int64_t KP, int64_t K) {
+    char full[PARAM_NAME_MAX + 16];
+    snprintf(full, sizeof full, "%s%s", name, suffix);
+    printf("  %-32s %s [", full, dtype);
+    if (NL) printf("%" PRId64 ", ", NL);
+    printf("%" PRId64 ", %" PRId64 "]", N, KP);
+    if (K && K < KP) printf(" (rows of %" PRId64 ", zero-padded)", K);
+    printf("\n");
+}
+
 /* A VQ file (loom train --vq-only): its config, recipe and tensors. */
 static int info_vq(const char *path) {
     loom_error err = {{0}};
@@ -439,6 +454,16 @@ static int cmd_info(int argc, char **argv) {
     const decoder_config *c = &m->cfg;
     printf("model:        %s\n", argv[1]);
     printf("parameters:   %zu", m->table.total);
+    if (c->quant_group > 0) { /* the int8 weights, without and with the row padding */
+        int64_t n8 = 0, n8p = 0;
+        decoder_q8_info t;
+        for (int i = 0; decoder_q8_tensor(c, i, NULL, NULL, &t); i++) {
+            n8 += (t.NL ? t.NL : 1) * t.N * t.K;
+            n8p += (t.NL ? t.NL : 1) * t.N * t.KP;
+        }
+        printf(" fp32 + %" PRId64 " int8 (%" PRId64 " stored) and %" PRId64 " fp32 scales", n8, n8p,
+               n8p / c->quant_group);
+    }
     if (m->gen.n_codes > 0) printf(" (+ VQ head %zu, + %zu codebook and EMA floats)", m->vq_table.total, m->vq_state.total);
     printf("\nvocab_size:   %d (tokenizer %d", c->vocab_size, m->tok ? tokenizer_vocab_size(m->tok) : 0);
     if (m->gen.n_codes > 0) printf(", image codes %d..%d", m->gen.code_base, m->gen.code_base + m->gen.n_codes - 1);
@@ -448,6 +473,10 @@ static int cmd_info(int argc, char **argv) {
     printf("d_ff:         %d\nmax_seq:      %d\nwindow:       %d\nrope_theta:   %g\n", c->d_ff,
            c->max_seq, c->window, c->rope_theta);
     printf("norm_eps:     %g\ntied head:    %s\n", c->norm_eps, c->tie_embeddings ? "yes" : "no");
+    if (c->quant_group > 0)
+        printf("quantized:    q8: attention and MLP matrices%s int8, one fp32 scale per %d inputs "
+               "(%s kernel)\n", c->quant_head ? " and the LM head" : "", c->quant_group,
+               q8_kernel_name(Q8_KERNEL_AUTO));
     if (m->img.patch_size > 0)
         printf("image in:     %dx%d patches, budget %d x %d patches\n", m->img.patch_size,
                m->img.patch_size, m->img.max_patch_rows, m->img.max_patch_cols);
@@ -467,6 +496,11 @@ static int cmd_info(int argc, char **argv) {
     if (m->train_json) printf("train:        %s\n", m->train_json);
     printf("tensors:\n");
     print_table(&m->table);
+    decoder_q8_info t;
+    for (int i = 0; decoder_q8_tensor(c, i, m->q8, NULL, &t); i++) {
+        print_q8_tensor(t.name, ".q8", "I8 ", t.NL, t.N, t.KP, t.K);
+        print_q8_tensor(t.name, ".q8_scale", "F32", t.NL, t.N, t.KP / c->quant_group, 0);
+    }
     print_table(&m->vq_table);
     print_table(&m->vq_state);
     model_free(m);
@@ -490,6 +524,7 @@ static void usage(FILE *f) {
             "  train      train a tokenizer and model on a text or JSONL corpus\n"
             "  generate   continue a prompt with a model\n"
             "  info       show a model's config, parameters and tensors\n"
+            "  quantize   write an int8 copy of a model for inference\n"
             "  data       write Shapes World data (images, captions, or speech) and manifests\n"
             "  bench      time training and generation\n"
             "\n"
@@ -509,6 +544,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "generate")) return cmd_generate(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(cmd, "caption")) return cmd_caption(argc - 1, argv + 1);

@@ -74,7 +74,9 @@ loom_model *model_new_ex(const decoder_config *cfg, const model_image_config *im
         loom_error_set(err, "out of memory for %zu parameters", m->table.total);
         goto fail;
     }
+    if (cfg->quant_group > 0 && !(m->q8 = decoder_q8_new(cfg, err))) goto fail;
     decoder_bind(cfg, &m->table, m->params, &m->w);
+    m->w.q8 = m->q8;
     if (m->img.patch_size > 0) patch_bind(&m->pcfg, &m->table, m->params, &m->pw);
     if (m->aud.stack > 0) audio_enc_bind(&m->acfg, &m->table, m->params, &m->aw);
     return m;
@@ -262,6 +264,7 @@ void model_free(loom_model *m) {
     tokenizer_free(m->tok);
     params_free(&m->table);
     free(m->params);
+    decoder_q8_free(m->q8);
     params_free(&m->vq_table);
     params_free(&m->vq_state);
     free(m->vq_params);
@@ -272,12 +275,18 @@ void model_free(loom_model *m) {
 
 int model_add_tensors(const loom_model *m, st_writer *w, const char *prefix, const float *buf,
                       loom_error *err) {
-    return params_write(&m->table, w, prefix, buf, err);
+    if (m->q8 && (prefix[0] || buf != m->params))
+        return loom_error_set(err, "a quantized model has no training state");
+    if (params_write(&m->table, w, prefix, buf, err)) return -1;
+    return m->q8 ? decoder_q8_write(&m->cfg, m->q8, w, err) : 0;
 }
 
 int model_read_tensors(const loom_model *m, const st_file *f, const char *prefix, float *buf,
                        loom_error *err) {
-    return params_read(&m->table, f, prefix, buf, err);
+    if (m->q8 && (prefix[0] || buf != m->params))
+        return loom_error_set(err, "a quantized model has no training state");
+    if (params_read(&m->table, f, prefix, buf, err)) return -1;
+    return m->q8 ? decoder_q8_read(&m->cfg, m->q8, f, err) : 0;
 }
 
 int model_attach_vq(loom_model *m, const vq_config *vc, int32_t code_base, int32_t rows,
@@ -427,17 +436,25 @@ loom_model *model_from_metadata(const st_file *f, loom_error *err) {
     if (decoder_config_from_json(cj, &cfg, err)) return NULL;
     if (input_config_from_json(cj, &img, &aud, err)) return NULL;
     /* A hostile config may claim terabytes: the file must hold at least the
-     * F32 tensor bytes the config needs before anything that size is allocated. */
-    const int64_t need = param_floats(&cfg, &img, &aud, err);
+     * F32 (and for a quantized model I8) tensor bytes the config needs before
+     * anything that size is allocated. */
+    int64_t need = param_floats(&cfg, &img, &aud, err), need_i8, n_scales;
     if (need < 0) return NULL;
-    int64_t have = 0;
+    decoder_q8_counts(&cfg, &need_i8, &n_scales);
+    need += n_scales;
+    int64_t have = 0, have_i8 = 0;
     for (size_t i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
         if (t->dtype == ST_F32) have += t->numel;
+        if (t->dtype == ST_I8) have_i8 += t->numel;
     }
     if (need > have)
         return loom_error_set(err, "the config needs %lld parameters but the file holds %lld F32 values",
                               (long long)need, (long long)have),
+               NULL;
+    if (need_i8 > have_i8)
+        return loom_error_set(err, "the quantized config needs %lld int8 weights but the file holds %lld I8 values",
+                              (long long)need_i8, (long long)have_i8),
                NULL;
     tokenizer *tok = NULL;
     const char *tj = st_meta(f, "tokenizer");
@@ -469,6 +486,47 @@ loom_model *model_load(const char *path, loom_error *err) {
     }
     st_close(f);
     return m;
+}
+
+loom_model *model_quantize(const loom_model *src, int32_t group, int head, loom_error *err) {
+    if (src->q8) return loom_error_set(err, "the model is already quantized"), NULL;
+    decoder_config qc = src->cfg;
+    qc.quant_group = group;
+    qc.quant_head = head ? 1 : 0;
+    if (decoder_config_check(&qc, err)) return NULL;
+    tokenizer *tok = NULL;
+    if (src->tok) {
+        char *tj = tokenizer_to_json(src->tok, err);
+        tok = tj ? tokenizer_from_json(tj, strlen(tj), err) : NULL;
+        free(tj);
+        if (!tok) return NULL;
+    }
+    loom_model *m = model_new_ex(&qc, &src->img, &src->aud, tok, err);
+    if (!m) return NULL;
+    /* every fp32 tensor the quantized model keeps, by name */
+    for (int32_t i = 0; i < m->table.n; i++) {
+        const param_info *d = &m->table.info[i], *p = params_find(&src->table, d->name);
+        if (!p || p->numel != d->numel) {
+            loom_error_set(err, "quantize: tensor %s differs between the models", d->name);
+            goto fail;
+        }
+        memcpy(m->params + d->offset, src->params + p->offset, p->numel * sizeof(float));
+    }
+    if (decoder_q8_quantize(&qc, m->q8, &src->w, err)) goto fail;
+    if (src->gen.n_codes > 0) {
+        if (model_attach_vq(m, &src->vqc, src->gen.code_base, src->gen.rows, src->gen.cols, err))
+            goto fail;
+        memcpy(m->vq_params, src->vq_params, src->vq_table.total * sizeof(float));
+        memcpy(m->vq_state_buf, src->vq_state_buf, src->vq_state.total * sizeof(float));
+    }
+    if (src->train_json && !(m->train_json = strdup(src->train_json))) {
+        loom_error_set(err, "out of memory");
+        goto fail;
+    }
+    return m;
+fail:
+    model_free(m);
+    return NULL;
 }
 
 int model_save(const loom_model *m, const char *path, loom_error *err) {

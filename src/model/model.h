@@ -68,7 +68,8 @@ typedef struct loom_model {
     tokenizer      *tok;        /* may be NULL (bare test models) */
     param_table     table;      /* every tensor's name, shape, offset */
     float          *params;     /* (table.total) */
-    decoder_weights w;          /* views into params */
+    decoder_weights w;          /* views into params (and w.q8 = q8) */
+    decoder_q8     *q8;         /* the int8 matrices when cfg.quant_group > 0, else NULL */
     patch_weights   pw;         /* views into params (NULL pointers without images) */
     audio_enc_weights aw;       /* views into params (NULL pointers without audio) */
     char           *train_json; /* optional recipe/step metadata, or NULL */
@@ -123,18 +124,28 @@ void model_embed_backward(const loom_model *m, model_grads *g, const fusion_batc
                           const float *dx0, float *scratch);
 void model_init_random(loom_model *m, uint64_t seed);
 /* Loads and validates a model file: format, config, tokenizer, and every
- * tensor's dtype and shape; vocab must cover the tokenizer. */
+ * tensor's dtype and shape; vocab must cover the tokenizer. A quantized file
+ * (config "quant") also has its int8 values and scales checked
+ * (decoder_q8_read). */
 loom_model *model_load(const char *path, loom_error *err);
 /* Writes atomically (temp file + rename). */
 int model_save(const loom_model *m, const char *path, loom_error *err);
+/* An int8 copy of fp32 model src for inference (`loom quantize`): the
+ * decoder's matrices (and with head, its LM head) quantized in groups of
+ * `group` along their input (core/q8.h), every other tensor, the tokenizer,
+ * the VQ head and the training metadata copied. Quantized models cannot be
+ * trained. */
+loom_model *model_quantize(const loom_model *src, int32_t group, int head, loom_error *err);
 void model_free(loom_model *m);
 
 /* Adds every tensor of the model to a writer, each name prefixed by prefix
- * (""), viewing buf (laid out like m->params). */
+ * (""), viewing buf (laid out like m->params). A quantized model's int8
+ * tensors go with its own params only (prefix "", buf m->params). */
 struct st_writer;
 int model_add_tensors(const loom_model *m, struct st_writer *w, const char *prefix,
                       const float *buf, loom_error *err);
-/* Reads every tensor named prefix+name from an open file into buf. */
+/* Reads every tensor named prefix+name from an open file into buf; a
+ * quantized model's int8 tensors go with its own params only, as above. */
 struct st_file;
 int model_read_tensors(const loom_model *m, const struct st_file *f, const char *prefix,
                        float *buf, loom_error *err);

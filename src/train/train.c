@@ -109,6 +109,11 @@ static int ckpt_load(trainer *tr, const char *path, loom_error *err) {
     int rc = -1;
     tr->m = model_from_metadata(f, err);
     if (!tr->m) goto done;
+    if (tr->m->cfg.quant_group > 0) {
+        loom_error_set(err, "%s: a quantized (int8) model cannot be trained; resume from the fp32 "
+                       "checkpoint", path);
+        goto done;
+    }
     size_t n = tr->m->table.total;
     tr->grads = floats_alloc(n);
     tr->mo = floats_alloc(n);
@@ -190,6 +195,11 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
     memset(&vst, 0, sizeof vst);
     if (o->init) {
         if (!(init = model_load(o->init, err))) return loom_error_wrap(err, "--init %s", o->init);
+        if (init->cfg.quant_group > 0) {
+            loom_error_set(err, "--init %s: a quantized (int8) model cannot be trained; start from "
+                           "the fp32 model it was quantized from", o->init);
+            goto done;
+        }
         char *tj = init->tok ? tokenizer_to_json(init->tok, err) : NULL;
         if (!tj) {
             if (!init->tok) loom_error_set(err, "--init %s: the model has no tokenizer", o->init);
