@@ -32,8 +32,8 @@ else
     fail=1
 fi
 
-CAPTION_FLOOR="${CAPTION_FLOOR:-65}"
-VQA_FLOOR="${VQA_FLOOR:-75}"
+CAPTION_FLOOR="${CAPTION_FLOOR:-75}"
+VQA_FLOOR="${VQA_FLOOR:-80}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
@@ -55,13 +55,13 @@ at_least() {
     fi
 }
 
-IMAGINE_FLOOR="${IMAGINE_FLOOR:-20}"
+IMAGINE_FLOOR="${IMAGINE_FLOOR:-22}"
 out=$("$loom" eval imagine -m "$model" --n 20 --cfg 3 --temp 0.7 -t 1)
 echo "$out"
 at_least "eval imagine: scene match" "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_FLOOR"
 at_least "eval imagine: VQ read-back" "$(echo "$out" | sed -n 's/.*analyzer reads back \([0-9.]*\)%.*/\1/p')" 95
 
-LISTEN_FLOOR="${LISTEN_FLOOR:-30}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-40}"
+LISTEN_FLOOR="${LISTEN_FLOOR:-85}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-45}"
 "$loom" data speech --n 40 --seed 7 --split heldout --out "$tmp/speech" -t 1 2>/dev/null
 out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" -t 1)
 echo "$out"
