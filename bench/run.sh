@@ -16,7 +16,7 @@
 #  3. the log-mel spectrogram of 30 s of audio: loom (build/bench/mel_bench, on all
 #     cores and on one) against torchaudio (bench/mel_torch.py) on the same signal;
 #  4. with the shipped model: one caption and one imagined image end to end in-process
-#     (build/bench/infer_bench), the peak memory of `loom caption`, and caption
+#     (build/bench/infer_bench; also for its int8 copy from loom quantize), the peak memory of `loom caption`, and caption
 #     requests/s against `loom serve` on loopback (bench/serve_load.sh, wrk).
 # Needs build/ (scripts/bootstrap.sh). Run it on an idle machine.
 set -euo pipefail
@@ -95,11 +95,17 @@ fi
 model=models/loom-shapes.safetensors
 inf1=$(build/bench/infer_bench -m "$model" --threads 1)
 infn=$(build/bench/infer_bench -m "$model")
+q8model=$(mktemp --suffix=.safetensors)
+build/loom quantize -m "$model" -o "$q8model" >/dev/null
+q81=$(build/bench/infer_bench -m "$q8model" --threads 1)
+q8n=$(build/bench/infer_bench -m "$q8model")
+rm -f "$q8model"
 serve_out=$(bench/serve_load.sh -m "$model" -d 10 -c 8 | tail -1)
-"$py" - "$inf1" "$infn" "$model" "$serve_out" <<'PY'
+"$py" - "$inf1" "$infn" "$model" "$serve_out" "$q81" "$q8n" <<'PY'
 import json, os, resource, subprocess, sys
 i1, iN = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 model, serve = sys.argv[3], sys.argv[4]
+q1, qN = json.loads(sys.argv[5]), json.loads(sys.argv[6])
 def best(key):
     return min((i1, iN), key=lambda r: r[key + "_ms_median"])
 c, g = best("caption"), best("imagine")
@@ -109,6 +115,9 @@ print("caption of a 64 x 64 image: %.2f ms median (%d thread%s; %.2f on 1, %.2f 
 print("imagine of a 64 x 64 image: %.2f ms median (%d thread%s; %.2f on 1, %.2f on %d); target <= 50 ms"
       % (g["imagine_ms_median"], g["threads"], "" if g["threads"] == 1 else "s", i1["imagine_ms_median"],
          iN["imagine_ms_median"], iN["threads"]))
+print("int8 (loom quantize): caption %.2f ms on 1 thread, %.2f on %d; imagine %.2f ms on 1, %.2f on %d"
+      % (q1["caption_ms_median"], qN["caption_ms_median"], qN["threads"], q1["imagine_ms_median"],
+         qN["imagine_ms_median"], qN["threads"]))
 subprocess.run(["build/loom", "caption", "-m", model, "examples/scene0.png"], check=True, capture_output=True)
 rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 size = os.path.getsize(model) / 2**20
