@@ -10,7 +10,7 @@
  *                 and examples/scene3.png
  *   audio/        WAV (16-bit 16 kHz, u8 8 kHz, float 44.1 kHz stereo, 48 kHz,
  *                 3 channels, too short for a spectrogram), FLAC, OGG/Vorbis, AIFF
- *   safetensors/  loom models with d_model 2 (image + audio input; text only; with a
+ *   safetensors/  loom models with d_model 2 (image + audio input; text only; int8; with a
  *                 VQ head) and a plain file of every dtype with metadata */
 #include <math.h>
 #include <stdint.h>
@@ -238,6 +238,16 @@ static void make_models(void) {
     m = model_new(&cfg, tiny_tokenizer(), &err);
     if (!m) die("text model", err.msg);
     save_model(m, "model-text-untied.safetensors");
+
+    /* an int8 copy (loom quantize) of a tiny tied model: q8 tensors, their scales, the q8 head */
+    cfg.tie_embeddings = 1;
+    m = model_new(&cfg, tiny_tokenizer(), &err);
+    if (!m) die("q8 model", err.msg);
+    model_init_random(m, 7);
+    loom_model *q = model_quantize(m, 32, 1, &err);
+    if (!q || model_save(q, out_path("safetensors", "model-q8.safetensors"), &err)) die("model-q8.safetensors", err.msg);
+    model_free(q);
+    model_free(m);
 
     tok = tiny_tokenizer();
     vq_config vc = {.n_levels = 1, .channels = {2}, .res_blocks = 0, .code_dim = 2, .codes = 4,
