@@ -19,7 +19,6 @@
 #include "model/model.h"
 #include "train/speech_bank.h"
 
-#define DEFAULT_MODEL "models/loom-shapes.safetensors"
 #define TRANSCRIPT_MAX_TOKENS INFER_ANSWER_MAX_TOKENS
 
 /* ---- listen ---------------------------------------------------------------- */
@@ -35,11 +34,11 @@ static void listen_usage(FILE *f) {
             "\n"
             "  -m, --model FILE     model (default %s)\n"
             "  -t, --threads N      threads (default: all cores)\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_listen(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL;
+    const char *model = CLI_SHAPES_MODEL;
     int64_t threads = 0;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
@@ -109,11 +108,11 @@ static void eval_listen_usage(FILE *f) {
             "  --cfg G              imagine: guidance scale (default 1: off)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every miss\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_eval_listen(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL, *speech = NULL;
+    const char *model = CLI_SHAPES_MODEL, *speech = NULL;
     int64_t n = INT64_C(1) << 40, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     int verbose = 0;

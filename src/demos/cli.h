@@ -34,6 +34,9 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char **pos,
               int *n_pos);
 
+/* The model caption, ask, imagine, listen, eval and serve use without -m. */
+#define CLI_SHAPES_MODEL "models/loom-shapes.safetensors"
+
 /* Loads a model and an inference context for it (inf may be NULL: none),
  * or prints why not ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
 struct loom_model;

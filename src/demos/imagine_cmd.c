@@ -18,7 +18,6 @@
 #include "model/infer.h"
 #include "model/model.h"
 
-#define DEFAULT_MODEL "models/loom-shapes.safetensors"
 
 
 /* Nearest-neighbour upscale by s (s = 1: a copy). */
@@ -61,11 +60,11 @@ static void imagine_usage(FILE *f) {
             "  -n K                 images to draw (default 1)\n"
             "  --scale S            upscale the PNG S times for viewing (default 1)\n"
             "  -t, --threads N      threads (default: all cores)\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_imagine(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL, *prompt = NULL, *out = NULL, *audio = NULL;
+    const char *model = CLI_SHAPES_MODEL, *prompt = NULL, *out = NULL, *audio = NULL;
     int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     const cli_opt opts[] = {
@@ -164,12 +163,12 @@ static void eval_imagine_usage(FILE *f) {
             "  --cfg G              classifier-free guidance scale (default 1: off)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every miss\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 
 int cmd_eval_imagine(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL;
+    const char *model = CLI_SHAPES_MODEL;
     int64_t n = 100, seed = 0, top_k = 0, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     int verbose = 0;

@@ -13,7 +13,6 @@
 #include "server/api.h"
 #include "server/http.h"
 
-#define DEFAULT_MODEL "models/loom-shapes.safetensors"
 
 static void serve_usage(FILE *f) {
     http_params h = http_default_params();
@@ -34,13 +33,13 @@ static void serve_usage(FILE *f) {
             "  --max-body BYTES     largest request body (default %lld)\n"
             "  --max-connections N  open connections at most (default %d)\n"
             "  --model-id NAME      the model's name in the API (default: file name)\n",
-            DEFAULT_MODEL, h.host, h.port, (long long)h.max_body, h.max_connections);
+            CLI_SHAPES_MODEL, h.host, h.port, (long long)h.max_body, h.max_connections);
 }
 
 int cmd_serve(int argc, char **argv) {
     http_params hp = http_default_params();
     api_params ap = api_default_params();
-    const char *model = DEFAULT_MODEL, *model_id = NULL;
+    const char *model = CLI_SHAPES_MODEL, *model_id = NULL;
     int64_t threads = 0, parallel = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},

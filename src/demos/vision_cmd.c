@@ -20,7 +20,6 @@
 #include "model/infer.h"
 #include "model/model.h"
 
-#define DEFAULT_MODEL "models/loom-shapes.safetensors"
 
 
 /* ---- caption ------------------------------------------------------------- */
@@ -35,11 +34,11 @@ static void caption_usage(FILE *f) {
             "\n"
             "  -m, --model FILE     model (default %s)\n"
             "  -t, --threads N      threads (default: all cores)\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_caption(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL;
+    const char *model = CLI_SHAPES_MODEL;
     int64_t threads = 0;
     int first = 0, n_images = 0;
     char **images = calloc((size_t)argc, sizeof *images);
@@ -119,11 +118,11 @@ static void ask_usage(FILE *f) {
             "  --audio FILE         the question spoken (WAV, FLAC, OGG, ...; any rate and\n"
             "                       channel count), for models with audio input\n"
             "  -t, --threads N      threads (default: all cores)\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_ask(int argc, char **argv) {
-    const char *model = DEFAULT_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
+    const char *model = CLI_SHAPES_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
     int64_t threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -226,13 +225,13 @@ static void eval_usage(FILE *f) {
             "  --questions K        questions per scene (default 3)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every mistake\n",
-            DEFAULT_MODEL);
+            CLI_SHAPES_MODEL);
 }
 
 int cmd_eval(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "imagine")) return cmd_eval_imagine(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "listen")) return cmd_eval_listen(argc - 1, argv + 1);
-    const char *model = DEFAULT_MODEL;
+    const char *model = CLI_SHAPES_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
     int verbose = 0;
     const cli_opt opts[] = {

@@ -165,6 +165,13 @@ static void respond_error(api_response *r, int status, const char *param, const 
     respond_message(r, status, param, NULL, msg);
 }
 
+void api_error_response(api_response *r, int status, const char *message) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", message);
+    memset(r, 0, sizeof *r);
+    respond_message(r, status, NULL, NULL, msg);
+}
+
 void api_response_free(api_response *r) {
     free(r->body);
     api_stream_free(r->stream);

@@ -78,6 +78,8 @@ const char *api_server_model_id(const api_server *s);
  * every slot is busy. */
 void api_handle(api_server *s, const api_request *rq, api_response *r);
 void api_response_free(api_response *r);
+/* Fills r with an error in OpenAI's shape (for the HTTP layer's own refusals, e.g. 413). */
+void api_error_response(api_response *r, int status, const char *message);
 
 /* Up to cap bytes of a streamed body into buf; 0 at its end. A stream holds a
  * model slot until it ends or is freed (a client that goes away frees it). */

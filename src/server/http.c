@@ -60,15 +60,14 @@ static enum MHD_Result queue(struct MHD_Connection *c, api_response *r) {
 }
 
 static enum MHD_Result too_big(struct MHD_Connection *c, const http_server *h) {
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "{\"error\":{\"message\":\"the body is larger than the server's limit of %lld bytes (--max-body)\","
-             "\"type\":\"invalid_request_error\",\"param\":null,\"code\":null}}",
+    char msg[160];
+    snprintf(msg, sizeof msg, "the body is larger than the server's limit of %lld bytes (--max-body)",
              (long long)h->p.max_body);
-    api_response r = {.status = 413, .content_type = "application/json", .body = strdup(msg)};
-    if (!r.body) return MHD_NO;
-    r.len = strlen(r.body);
-    return send_response(c, &r);
+    api_response r;
+    api_error_response(&r, 413, msg);
+    const enum MHD_Result ok = send_response(c, &r);
+    api_response_free(&r);
+    return ok;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
