@@ -93,6 +93,8 @@ static void train_usage(FILE *f) {
             "  --speech-frac X      share of the rows that are spoken (default %g): a third\n"
             "                       transcripts, a third spoken questions, a third spoken\n"
             "                       prompts -> image codes (models with image output)\n"
+            "  --spoken-questions X share of the spoken rows that are spoken questions (default:\n"
+            "                       a third); the rest split evenly\n"
             "  --audio-stack N      log-mel frames (10 ms) per audio position (default %d)\n"
             "  --audio-encoder E    stack: the stacked frames through one linear layer (default);\n"
             "                       conv: whisper's stem, log2(stack) conv1d layers (kernel 3,\n"
@@ -146,6 +148,7 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     }
     INT_OPT("--audio-conv-channels", audio.channels, 1, AUDIO_ENC_MAX_CHANNELS)
     FLT_OPT("--speech-frac", speech_frac, 0, 1)
+    FLT_OPT("--spoken-questions", spoken_questions, 0, 1)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */

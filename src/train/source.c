@@ -125,6 +125,7 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
     s->gen_drop = 0.25f;
     s->gen_uncond = 0.1f;
     s->speech_frac = 0.3f;
+    s->spoken_questions = -1.0f;
     if (strcmp(spec, "shapes") == 0) {
         s->kind = SOURCE_SHAPES;
         return 0;
@@ -458,13 +459,21 @@ static const int32_t shapes_sides[4] = {48, 64, 80, 96};
 
 /* A spoken row: a transcript, a spoken question about scene sc (rendered at
  * a random canvas size), or a spoken prompt -> image codes (models with
- * image output), each a third of the time; a question nobody spoke in the
+ * image output), each a third of the time unless spoken_questions gives the
+ * questions' share (the rest split evenly); a question nobody spoke in the
  * bank, or audio too long for the row, falls back to a transcript. */
 static int speech_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
                          const shapes_scene *scene, loom_rng *rng, loom_error *err) {
     const speech_bank *bank = &s->speech;
     const int can_gen = m->gen.n_codes > 0 && s->n_prompt_utts > 0;
-    const uint32_t kind = rng_below(rng, can_gen ? 3 : 2);
+    uint32_t kind;
+    if (s->spoken_questions < 0) {
+        kind = rng_below(rng, can_gen ? 3 : 2);
+    } else if (rng_uniform(rng) < s->spoken_questions) {
+        kind = 1;
+    } else {
+        kind = can_gen && rng_uniform(rng) < 0.5f ? 2 : 0;
+    }
     int32_t atok[SOURCE_MAX_TEXT_TOKENS], na;
     if (kind == 1) {
         shapes_question q;

@@ -73,6 +73,7 @@ typedef struct train_source {
     /* speech (shapes with --speech): spoken rows, speech_frac of all rows */
     int has_speech;
     float speech_frac;
+    float spoken_questions;      /* share of spoken rows that are questions; < 0: a third */
     speech_bank speech;
     size_t *prompt_utts, n_prompt_utts;  /* the bank's spoken prompts */
 } train_source;

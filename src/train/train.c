@@ -45,6 +45,7 @@ train_options train_default_options(void) {
     o.image.max_patch_cols = 8;
     o.audio.stack = 8;
     o.speech_frac = 0.3f;
+    o.spoken_questions = -1.0f;
     o.vq = vq_default_config();
     o.vq_side = 64;
     o.vq_restart = 1.0f;
@@ -299,6 +300,7 @@ int train_run(const train_options *o, loom_error *err) {
     int rc = -1;
     if (source_open(&src, o->data, o->eval_frac, err)) return -1;
     src.speech_frac = o->speech_frac;
+    src.spoken_questions = o->spoken_questions;
     if (o->speech && source_add_speech(&src, o->speech, err)) {
         source_close(&src);
         return -1;

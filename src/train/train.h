@@ -22,6 +22,7 @@ typedef struct train_options {
     model_audio_config audio; /* used when the data has audio (--speech) */
     const char *speech;      /* --speech MANIFEST: spoken prompts/questions for shapes rows */
     float       speech_frac; /* the share of shapes rows that are spoken */
+    float       spoken_questions; /* the share of spoken rows that are questions (< 0: a third) */
     int32_t batch, seq, accum;
     int64_t steps, warmup;
     float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;
