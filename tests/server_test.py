@@ -161,6 +161,13 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    # continuous batching: concurrent answers share decoding steps and equal the CLI's
+    proc, port = start("--parallel", "6", "-t", "2")
+    try:
+        batched(port)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
     print("%d failure(s)" % len(failures))
     sys.exit(1 if failures else 0)
 
@@ -343,6 +350,41 @@ def run(port):
     check("slots freed after clients left mid-stream", st == 200 and json.loads(body)["busy"] == 0, body)
     st, _, body = chat(port, [good_img])
     check("still answering at the end", st == 200, body[:200])
+
+
+def batched(port):
+    jobs = []
+    for i in range(4):
+        img = os.path.join(EX, "scene%d.png" % i)
+        jobs.append(([image_part(img)], cli("caption", "-m", MODEL, img)))
+        q = "what color is the circle?" if i % 2 else "how many objects are there?"
+        jobs.append(([image_part(img), {"type": "text", "text": q}], cli("ask", "-m", MODEL, "--image", img, "-p", q)))
+    jobs.append(([audio_part(os.path.join(EX, "prompt.wav"))], cli("listen", "-m", MODEL, os.path.join(EX, "prompt.wav"))))
+    jobs = jobs * 2
+    got = [None] * len(jobs)
+
+    def one(k):
+        parts = jobs[k][0]
+        if k % 3 == 0:  # some streamed
+            st, _, body = chat(port, parts, stream=True)
+            got[k] = sse_text(body)[0] if st == 200 else "HTTP %d" % st
+        else:
+            st, _, body = chat(port, parts)
+            got[k] = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else "HTTP %d" % st
+
+    threads = [threading.Thread(target=one, args=(k,)) for k in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    same = sum(g == j[1] for g, j in zip(got, jobs))
+    bad = [(g, j[1]) for g, j in zip(got, jobs) if g != j[1]]
+    st, _, body = request(port, "GET", "/health")
+    h = json.loads(body)
+    mean = h["decode_rows"] / max(1, h["decode_steps"])
+    check("%d concurrent answers = CLI (6 slots)" % len(jobs), same == len(jobs), str(bad[:3]))
+    check("they shared decoding steps: %d steps ran %d tokens (mean batch %.2f)" % (h["decode_steps"], h["decode_rows"], mean),
+          mean > 1.2, body)
 
 
 if __name__ == "__main__":

@@ -280,6 +280,103 @@ static void test_kv_cache_matches_forward(void **state) {
     check_cache_vs_forward("T=77 window=37", tiny_config(67, 32, 2, 4, 1, 48, 80, 37, 1), 77, 16, 0.5f);
 }
 
+/* ---- several sequences stepped together equal each stepped alone ---- */
+
+/* Sequences of different lengths (so each step's rows sit at different
+ * positions) go through decoder_step_batch, with a changing membership as in
+ * a server whose requests come and go; every row's logits must equal those of
+ * the same sequence stepped alone with decoder_step_token. */
+static void check_batch_vs_steps(const char *label, const loom_model *m, double tol) {
+    loom_error err = {{0}};
+    const decoder_config *cfg = &m->cfg;
+    enum { NS = 5, STEPS = 6 };
+    const int32_t V = cfg->vocab_size, C = cfg->d_model;
+    const int32_t prefix[NS] = {1, 7, 3, 12, 0};
+    decoder_cache *alone[NS], *kc[NS];
+    loom_rng rng;
+    rng_seed(&rng, 77);
+    for (int i = 0; i < NS; i++) {
+        alone[i] = decoder_cache_new(cfg, 24, &err);
+        kc[i] = decoder_cache_new(cfg, 24, &err);
+        assert_non_null(alone[i]);
+        assert_non_null(kc[i]);
+    }
+    float *ref = xmalloc((size_t)V * sizeof(float)), *lb = xmalloc((size_t)NS * V * sizeof(float));
+    float *x = xmalloc((size_t)NS * C * sizeof(float));
+    decoder_batch *b = decoder_batch_new(cfg, NS, 24, &err);
+    if (!b) fail_msg("%s", err.msg);
+    for (int i = 0; i < NS; i++)
+        for (int32_t t = 0; t < prefix[i]; t++) {
+            const int32_t tok = (int32_t)rng_below(&rng, (uint32_t)V);
+            assert_int_equal(decoder_step_token(cfg, &m->w, alone[i], tok, NULL, &err), 0);
+            assert_int_equal(decoder_step_token(cfg, &m->w, kc[i], tok, NULL, &err), 0);
+        }
+    double maxd = 0.0;
+    int rows = 0;
+    for (int s = 0; s < STEPS; s++) {
+        /* step s runs the sequences whose bit is set in this mask */
+        static const unsigned masks[STEPS] = {0x1f, 0x0b, 0x14, 0x1f, 0x01, 0x1e};
+        decoder_cache *sel[NS];
+        int32_t toks[NS], n = 0;
+        for (int i = 0; i < NS; i++)
+            if (masks[s] >> i & 1) {
+                toks[n] = (int32_t)rng_below(&rng, (uint32_t)V);
+                memcpy(x + (size_t)n * C, m->w.tok_emb + (size_t)toks[n] * C, (size_t)C * sizeof(float));
+                sel[n++] = kc[i];
+            }
+        if (decoder_step_batch(cfg, &m->w, sel, n, b, x, lb, &err)) fail_msg("%s: %s", label, err.msg);
+        for (int i = 0, r = 0; i < NS; i++) {
+            if (!(masks[s] >> i & 1)) continue;
+            assert_int_equal(decoder_step_token(cfg, &m->w, alone[i], toks[r], ref, &err), 0);
+            assert_int_equal(kc[i]->n, alone[i]->n);
+            for (int32_t v = 0; v < V; v++) {
+                const double d = fabs((double)lb[(size_t)r * V + v] - ref[v]);
+                if (!(d <= maxd)) maxd = d;
+            }
+            r++;
+            rows++;
+        }
+    }
+    printf("batched steps vs single steps [%s]: %d rows, max |diff| %.3g (tol %.0e)\n", label, rows,
+           maxd, tol);
+    if (!(maxd <= tol)) fail_msg("%s: batched and single steps differ by %.3g", label, maxd);
+    /* more sequences than the scratch holds, a full cache, a cache longer than the scratch */
+    assert_int_equal(decoder_step_batch(cfg, &m->w, kc, NS + 1, b, x, lb, &err), -1);
+    decoder_cache *big = decoder_cache_new(cfg, 32, &err);
+    assert_non_null(big);
+    assert_int_equal(decoder_step_batch(cfg, &m->w, &big, 1, b, x, lb, &err), -1);
+    assert_non_null(strstr(err.msg, "scratch"));
+    decoder_cache_free(big);
+    kc[0]->n = kc[0]->max_seq;
+    assert_int_equal(decoder_step_batch(cfg, &m->w, kc, 1, b, x, lb, &err), -1);
+    assert_non_null(strstr(err.msg, "context full"));
+    decoder_batch_free(b);
+    for (int i = 0; i < NS; i++) {
+        decoder_cache_free(alone[i]);
+        decoder_cache_free(kc[i]);
+    }
+    free(ref);
+    free(lb);
+    free(x);
+}
+
+static void test_batched_steps(void **state) {
+    (void)state;
+    loom_error err = {{0}};
+    decoder_config full = tiny_config(67, 32, 2, 4, 2, 48, 32, 0, 0);
+    loom_model *m = random_model(&full, 31, 1.0f);
+    check_batch_vs_steps("full GQA untied", m, 1e-4);
+    loom_model *q = model_quantize(m, 32, 1, &err);
+    if (!q) fail_msg("%s", err.msg);
+    check_batch_vs_steps("int8, int8 head", q, 1e-4);
+    model_free(q);
+    model_free(m);
+    decoder_config win = tiny_config(67, 32, 2, 4, 1, 40, 32, 5, 1);
+    m = random_model(&win, 32, 0.5f);
+    check_batch_vs_steps("window=5 tied MQA", m, 1e-4);
+    model_free(m);
+}
+
 /* ---- right padding does not leak into real positions ---- */
 
 static void test_padding_invariance(void **state) {
@@ -869,6 +966,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm_vs_ref),
         cmocka_unit_test(test_kv_cache_matches_forward),
+        cmocka_unit_test(test_batched_steps),
         cmocka_unit_test(test_padding_invariance),
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_backward_finite_differences),

@@ -641,6 +641,24 @@ static void q8_scratch_floats(const decoder_config *c, size_t rows, size_t *nq, 
     *nd = rows * (KP / (size_t)c->quant_group);
 }
 
+/* One arena for a table of float buffers plus, for a quantized decoder, the
+ * int8 activation scratch (nq, nd floats from q8_scratch_floats): planned,
+ * allocated once, handed out. */
+typedef struct buf_spec {
+    float **p;
+    size_t n;
+} buf_spec;
+
+static int arena_carve(arena *mem, const buf_spec *tab, size_t n, size_t nq, size_t nd, int8_t **xq,
+                       float **xd, loom_error *err) {
+    for (size_t i = 0; i < n; i++) arena_plan(mem, tab[i].n);
+    if (nq) arena_plan(mem, nq), arena_plan(mem, nd);
+    if (arena_alloc(mem, err)) return -1;
+    for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(mem, tab[i].n);
+    if (nq) *xq = (int8_t *)arena_take(mem, nq), *xd = arena_take(mem, nd);
+    return 0;
+}
+
 decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, loom_error *err) {
     if (B < 1 || T < 1 || T > c->max_seq)
         return loom_error_set(err, "batch %d x %d does not fit (max_seq %d)", B, T, c->max_seq),
@@ -651,7 +669,7 @@ decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, lo
     a->T = T;
     size_t BT = (size_t)B * T, C = c->d_model, L = c->n_layers, V = c->vocab_size, F = c->d_ff;
     size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD, H = c->n_heads;
-    struct { float **p; size_t n; } tab[] = {
+    const buf_spec tab[] = {
         {&a->rope_cos, (size_t)T * HD / 2}, {&a->rope_sin, (size_t)T * HD / 2},
         {&a->x0, BT * C}, {&a->resid, (L + 1) * BT * C}, {&a->xmid, L * BT * C},
         {&a->ln1, L * BT * C}, {&a->ln2, L * BT * C}, {&a->rstd1, L * BT}, {&a->rstd2, L * BT},
@@ -663,16 +681,12 @@ decoder_acts *decoder_acts_new(const decoder_config *c, int32_t B, int32_t T, lo
         {&a->dk, BT * KD}, {&a->dv, BT * KD}, {&a->dgate, BT * F}, {&a->dup, BT * F},
         {&a->dact, BT * F}, {&a->dx0, BT * C},
     };
-    size_t n = sizeof tab / sizeof tab[0], nq, nd;
+    size_t nq, nd;
     q8_scratch_floats(c, BT, &nq, &nd);
-    for (size_t i = 0; i < n; i++) arena_plan(&a->mem, tab[i].n);
-    if (nq) arena_plan(&a->mem, nq), arena_plan(&a->mem, nd);
-    if (arena_alloc(&a->mem, err)) {
+    if (arena_carve(&a->mem, tab, sizeof tab / sizeof tab[0], nq, nd, &a->xq, &a->xd, err)) {
         free(a);
         return loom_error_wrap(err, "activations"), NULL;
     }
-    for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&a->mem, tab[i].n);
-    if (nq) a->xq = (int8_t *)arena_take(&a->mem, nq), a->xd = arena_take(&a->mem, nd);
     rope_table(a->rope_cos, a->rope_sin, T, (int32_t)HD, c->rope_theta);
     return a;
 }
@@ -838,21 +852,17 @@ decoder_cache *decoder_cache_new(const decoder_config *c, int32_t max_seq, loom_
     kc->max_seq = max_seq;
     size_t C = c->d_model, L = c->n_layers, F = c->d_ff, S = (size_t)max_seq;
     size_t HD = C / c->n_heads, QD = c->n_heads * HD, KD = c->n_kv_heads * HD;
-    struct { float **p; size_t n; } tab[] = {
+    const buf_spec tab[] = {
         {&kc->k, L * S * KD}, {&kc->v, L * S * KD}, {&kc->rope_cos, S * HD / 2},
         {&kc->rope_sin, S * HD / 2}, {&kc->x, C}, {&kc->h, C}, {&kc->q, QD}, {&kc->atty, QD},
         {&kc->gate, F}, {&kc->up, F}, {&kc->scores, S},
     };
-    size_t n = sizeof tab / sizeof tab[0], nq, nd;
+    size_t nq, nd;
     q8_scratch_floats(c, 1, &nq, &nd);
-    for (size_t i = 0; i < n; i++) arena_plan(&kc->mem, tab[i].n);
-    if (nq) arena_plan(&kc->mem, nq), arena_plan(&kc->mem, nd);
-    if (arena_alloc(&kc->mem, err)) {
+    if (arena_carve(&kc->mem, tab, sizeof tab / sizeof tab[0], nq, nd, &kc->xq, &kc->xd, err)) {
         free(kc);
         return loom_error_wrap(err, "KV cache"), NULL;
     }
-    for (size_t i = 0; i < n; i++) *tab[i].p = arena_take(&kc->mem, tab[i].n);
-    if (nq) kc->xq = (int8_t *)arena_take(&kc->mem, nq), kc->xd = arena_take(&kc->mem, nd);
     rope_table(kc->rope_cos, kc->rope_sin, max_seq, (int32_t)HD, c->rope_theta);
     return kc;
 }
@@ -864,6 +874,34 @@ void decoder_cache_free(decoder_cache *kc) {
 }
 
 void decoder_cache_reset(decoder_cache *kc) { kc->n = 0; }
+
+/* One query row of head hh against cache kc of layer l up to position pos:
+ * decoder_step's and decoder_step_batch's attention. */
+static void step_attend(const decoder_config *c, const decoder_cache *kc, int32_t l, int32_t pos,
+                        const float *qh, int32_t kh, float *sc, float *oh) {
+    const int32_t HD = c->d_model / c->n_heads, j0 = window_start(pos, c->window);
+    const int64_t KD = (int64_t)c->n_kv_heads * HD, S = kc->max_seq;
+    const float *kl = kc->k + (size_t)l * S * KD, *vl = kc->v + (size_t)l * S * KD;
+    const float scale = 1.0f / sqrtf((float)HD);
+    float maxv = -INFINITY, sum = 0.0f;
+    for (int32_t j = j0; j <= pos; j++) {
+        const float *kj = kl + (size_t)j * KD + (size_t)kh * HD;
+        float s = 0.0f;
+        for (int32_t d = 0; d < HD; d++) s += qh[d] * kj[d];
+        sc[j] = s * scale;
+        if (sc[j] > maxv) maxv = sc[j];
+    }
+    for (int32_t j = j0; j <= pos; j++) {
+        sc[j] = expf(sc[j] - maxv);
+        sum += sc[j];
+    }
+    for (int32_t d = 0; d < HD; d++) oh[d] = 0.0f;
+    for (int32_t j = j0; j <= pos; j++) {
+        const float *vj = vl + (size_t)j * KD + (size_t)kh * HD;
+        float p = sc[j] / sum;
+        for (int32_t d = 0; d < HD; d++) oh[d] += p * vj[d];
+    }
+}
 
 /* y (N) = W x (K) (beta 0), or y += W x (beta 1), W layer l of an (L, N, K)
  * stack: fp32 W by sgemv, or its int8 version qm when not NULL. */
@@ -884,9 +922,7 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
     const int64_t C = c->d_model, F = c->d_ff, S = kc->max_seq;
     const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
     const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
-    const int32_t pos = kc->n, group = H / KVH, j0 = window_start(pos, c->window);
-    const float scale = 1.0f / sqrtf((float)HD);
-    const int32_t G = c->quant_group;
+    const int32_t pos = kc->n, group = H / KVH, G = c->quant_group;
     float *x = kc->x, *h = kc->h;
     memcpy(x, x_in, (size_t)C * sizeof(float));
     for (int32_t l = 0; l < c->n_layers; l++) {
@@ -899,29 +935,9 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
                    kc->rope_sin + (size_t)pos * (HD / 2), 1.0f);
         rope_apply(kl + pos * KD, 1, 1, KVH, HD, kc->rope_cos + (size_t)pos * (HD / 2),
                    kc->rope_sin + (size_t)pos * (HD / 2), 1.0f);
-        for (int32_t hh = 0; hh < H; hh++) {
-            const float *qh = kc->q + (size_t)hh * HD;
-            const int32_t kh = hh / group;
-            float *sc = kc->scores, maxv = -INFINITY, sum = 0.0f;
-            for (int32_t j = j0; j <= pos; j++) {
-                const float *kj = kl + (size_t)j * KD + (size_t)kh * HD;
-                float s = 0.0f;
-                for (int32_t d = 0; d < HD; d++) s += qh[d] * kj[d];
-                sc[j] = s * scale;
-                if (sc[j] > maxv) maxv = sc[j];
-            }
-            for (int32_t j = j0; j <= pos; j++) {
-                sc[j] = expf(sc[j] - maxv);
-                sum += sc[j];
-            }
-            float *oh = kc->atty + (size_t)hh * HD;
-            for (int32_t d = 0; d < HD; d++) oh[d] = 0.0f;
-            for (int32_t j = j0; j <= pos; j++) {
-                const float *vj = vl + (size_t)j * KD + (size_t)kh * HD;
-                float p = sc[j] / sum;
-                for (int32_t d = 0; d < HD; d++) oh[d] += p * vj[d];
-            }
-        }
+        for (int32_t hh = 0; hh < H; hh++)
+            step_attend(c, kc, l, pos, kc->q + (size_t)hh * HD, hh / group, kc->scores,
+                        kc->atty + (size_t)hh * HD);
         linear_step(x, kc->atty, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, kc);
         rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, 1, C, c->norm_eps);
         linear_step(kc->gate, h, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, kc);
@@ -933,6 +949,108 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
     if (logits) {
         rmsnorm_forward(h, NULL, x, w->final_norm, 1, C, c->norm_eps);
         linear_step(logits, h, c->vocab_size, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, kc);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* batched incremental decoding */
+
+struct decoder_batch {
+    int32_t max_batch, max_seq;
+    float *x, *h, *q, *k, *v, *atty, *gate, *up; /* (max_batch, width) */
+    float *scores;      /* (max_batch * H, max_seq) */
+    int8_t *xq;         /* quantized decoder: (max_batch, KP); else NULL */
+    float *xd;
+    arena mem;
+};
+
+decoder_batch *decoder_batch_new(const decoder_config *c, int32_t max_batch, int32_t max_seq,
+                                 loom_error *err) {
+    if (max_batch < 1 || max_batch > 4096 || max_seq < 1 || max_seq > c->max_seq)
+        return loom_error_set(err, "batch of %d sequences of %d positions out of range", max_batch,
+                              max_seq), NULL;
+    decoder_batch *b = calloc(1, sizeof *b);
+    if (!b) return loom_error_set(err, "out of memory"), NULL;
+    b->max_batch = max_batch;
+    b->max_seq = max_seq;
+    size_t n = (size_t)max_batch, C = c->d_model, F = c->d_ff, H = c->n_heads;
+    size_t HD = C / H, QD = H * HD, KD = (size_t)c->n_kv_heads * HD;
+    const buf_spec tab[] = {
+        {&b->x, n * C}, {&b->h, n * C}, {&b->q, n * QD}, {&b->k, n * KD}, {&b->v, n * KD},
+        {&b->atty, n * QD}, {&b->gate, n * F}, {&b->up, n * F}, {&b->scores, n * H * (size_t)max_seq},
+    };
+    size_t nq, nd;
+    q8_scratch_floats(c, n, &nq, &nd);
+    if (arena_carve(&b->mem, tab, sizeof tab / sizeof tab[0], nq, nd, &b->xq, &b->xd, err)) {
+        free(b);
+        return loom_error_wrap(err, "batch scratch"), NULL;
+    }
+    return b;
+}
+
+void decoder_batch_free(decoder_batch *b) {
+    if (!b) return;
+    arena_free(&b->mem);
+    free(b);
+}
+
+int32_t decoder_batch_capacity(const decoder_batch *b) { return b->max_batch; }
+
+int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decoder_cache *const *kc,
+                       int32_t n, decoder_batch *b, const float *x_in, float *logits,
+                       loom_error *err) {
+    if (n < 1 || n > b->max_batch)
+        return loom_error_set(err, "batch of %d sequences (room for %d)", n, b->max_batch);
+    if (n == 1 && kc[0]->max_seq <= b->max_seq) /* alone: the matrix-vector path */
+        return decoder_step(c, w, kc[0], x_in, logits, err);
+    for (int32_t i = 0; i < n; i++) {
+        if (kc[i]->n >= kc[i]->max_seq)
+            return loom_error_set(err, "sequence %d: context full (%d positions)", i, kc[i]->max_seq);
+        if (kc[i]->max_seq > b->max_seq)
+            return loom_error_set(err, "sequence %d: cache of %d positions, batch scratch for %d", i,
+                                  kc[i]->max_seq, b->max_seq);
+    }
+    const int64_t C = c->d_model, F = c->d_ff;
+    const int32_t H = c->n_heads, KVH = c->n_kv_heads, HD = c->d_model / c->n_heads;
+    const int64_t QD = (int64_t)H * HD, KD = (int64_t)KVH * HD;
+    const int32_t group = H / KVH, G = c->quant_group;
+    float *x = b->x, *h = b->h;
+    memcpy(x, x_in, (size_t)(n * C) * sizeof(float));
+    for (int32_t l = 0; l < c->n_layers; l++) {
+        rmsnorm_forward(h, NULL, x, w->attn_norm + l * C, n, C, c->norm_eps);
+        linear_forward(b->q, h, n, QD, C, w->wq, Q8_OF(w, wq), l, G, 0.0f, b->xq, b->xd);
+        linear_forward(b->k, h, n, KD, C, w->wk, Q8_OF(w, wk), l, G, 0.0f, b->xq, b->xd);
+        linear_forward(b->v, h, n, KD, C, w->wv, Q8_OF(w, wv), l, G, 0.0f, b->xq, b->xd);
+        for (int32_t i = 0; i < n; i++) {
+            decoder_cache *ki = kc[i];
+            const int32_t pos = ki->n;
+            const int64_t S = ki->max_seq;
+            float *kp = ki->k + (size_t)l * S * KD + pos * KD, *vp = ki->v + (size_t)l * S * KD + pos * KD;
+            memcpy(kp, b->k + i * KD, (size_t)KD * sizeof(float));
+            memcpy(vp, b->v + i * KD, (size_t)KD * sizeof(float));
+            rope_apply(b->q + i * QD, 1, 1, H, HD, ki->rope_cos + (size_t)pos * (HD / 2),
+                       ki->rope_sin + (size_t)pos * (HD / 2), 1.0f);
+            rope_apply(kp, 1, 1, KVH, HD, ki->rope_cos + (size_t)pos * (HD / 2),
+                       ki->rope_sin + (size_t)pos * (HD / 2), 1.0f);
+        }
+#pragma omp parallel for schedule(static) if (n * H >= 8)
+        for (int32_t ih = 0; ih < n * H; ih++) {
+            const int32_t i = ih / H, hh = ih % H;
+            step_attend(c, kc[i], l, kc[i]->n, b->q + i * QD + (size_t)hh * HD, hh / group,
+                        b->scores + (size_t)ih * b->max_seq, b->atty + i * QD + (size_t)hh * HD);
+        }
+        linear_forward(x, b->atty, n, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, b->xq, b->xd);
+        rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, n, C, c->norm_eps);
+        linear_forward(b->gate, h, n, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, b->xq, b->xd);
+        linear_forward(b->up, h, n, F, C, w->w_up, Q8_OF(w, w_up), l, G, 0.0f, b->xq, b->xd);
+        vec_swiglu_forward(b->gate, b->gate, b->up, n * F);  /* in place */
+        linear_forward(x, b->gate, n, C, F, w->w_down, Q8_OF(w, w_down), l, G, 1.0f, b->xq, b->xd);
+    }
+    for (int32_t i = 0; i < n; i++) kc[i]->n++;
+    if (logits) {
+        rmsnorm_forward(h, NULL, x, w->final_norm, n, C, c->norm_eps);
+        linear_forward(logits, h, n, c->vocab_size, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, b->xq, b->xd);
     }
     return 0;
 }

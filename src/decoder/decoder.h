@@ -208,6 +208,23 @@ int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cach
 int decoder_step_token(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
                        int32_t token, float *logits, loom_error *err);
 
+/* Several sequences stepped together (a server's concurrent requests): each
+ * linear layer is one matrix-matrix product over the n rows, so the weights
+ * are read once per step instead of n times; attention stays per sequence.
+ * The scratch serves up to max_batch sequences whose caches hold at most
+ * max_seq positions. */
+typedef struct decoder_batch decoder_batch;
+decoder_batch *decoder_batch_new(const decoder_config *c, int32_t max_batch, int32_t max_seq,
+                                 loom_error *err);
+void decoder_batch_free(decoder_batch *b);
+int32_t decoder_batch_capacity(const decoder_batch *b);
+/* Runs one position of each of n sequences: row i of x (n, C) at position
+ * kc[i]->n, appended to kc[i]; the logits (n, V) if logits != NULL. Equal to
+ * n decoder_step calls up to float rounding. -1 when a cache is full. */
+int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decoder_cache *const *kc,
+                       int32_t n, decoder_batch *b, const float *x, float *logits,
+                       loom_error *err);
+
 /* Fills an empty cache with T positions at once: the full forward on
  * a->x0 (1, T, C) (the caller writes it; a made for B = 1 and at least T
  * positions), its keys and values copied into the cache, the logits (V) of

@@ -60,6 +60,7 @@ int cmd_serve(int argc, char **argv) {
     ap.model_id = model_id;
     ap.slots = (int32_t)parallel;
     ap.slot_threads = cores / (int32_t)parallel > 0 ? cores / (int32_t)parallel : 1;
+    ap.step_threads = ap.slot_threads;
     hp.port = (int32_t)port;
     hp.max_body = max_body;
     hp.max_connections = (int32_t)max_conn;

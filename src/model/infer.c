@@ -28,6 +28,7 @@ struct loom_infer {
     infer_finish finish;
     char held[8];      /* bytes of an incomplete UTF-8 sequence */
     int32_t n_held;
+    int32_t pending;   /* the token emitted and not yet run through the decoder, or -1 */
 };
 
 loom_infer *infer_new(const loom_model *m, loom_error *err) {
@@ -35,6 +36,7 @@ loom_infer *infer_new(const loom_model *m, loom_error *err) {
     loom_infer *inf = calloc(1, sizeof *inf);
     if (!inf) return loom_error_set(err, "out of memory"), NULL;
     inf->m = m;
+    inf->pending = -1;
     const int32_t T = m->cfg.max_seq, V = m->cfg.vocab_size, C = m->cfg.d_model;
     const int32_t P = m->img.patch_size;
     const int64_t max_patches = P > 0 ? (int64_t)m->img.max_patch_rows * m->img.max_patch_cols : 0;
@@ -161,6 +163,7 @@ int infer_answer_begin(loom_infer *inf, const infer_input *in, int32_t max_token
     inf->n_held = 0;
     inf->n_answer = 0;
     inf->n_prefix = 0;
+    inf->pending = -1;
     if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) return -1;
     inf->n_prefix = (int32_t)inf->kc->n;
     inf->max_tokens = max_tokens;
@@ -192,9 +195,11 @@ static int64_t flush_held(loom_infer *inf, char *out, int64_t used) {
     return used;
 }
 
-int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err) {
+int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err) {
     const loom_model *m = inf->m;
+    (void)err;
     out[0] = '\0';
+    inf->pending = -1;
     if (inf->finish != INFER_FINISH_NONE) return INFER_DONE;
     if (inf->n_answer >= inf->max_tokens) {
         inf->finish = INFER_FINISH_LENGTH;
@@ -234,11 +239,85 @@ int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err) {
         inf->finish = INFER_FINISH_LENGTH;
         return flush_held(inf, out, used);
     }
-    if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) {
+    inf->pending = id;
+    return used;
+}
+
+int infer_answer_pending(const loom_infer *inf) { return inf->pending >= 0; }
+
+int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err) {
+    const int64_t used = infer_answer_emit(inf, out, err);
+    if (used < 0 || inf->pending < 0) return used;
+    const int32_t id = inf->pending;
+    inf->pending = -1;
+    if (decoder_step_token(&inf->m->cfg, &inf->m->w, inf->kc, id, inf->logits, err)) {
         inf->finish = INFER_FINISH_LENGTH;
         return -1;
     }
     return used;
+}
+
+/* Scratch for infer_answer_step_batch: the decoder's, plus the rows of
+ * inputs and logits. */
+struct infer_batch {
+    const loom_model *m;
+    decoder_batch *db;
+    float *x, *logits;  /* (max, C), (max, V) */
+    decoder_cache **kc; /* (max) */
+    int32_t max;
+};
+
+infer_batch *infer_batch_new(const loom_model *m, int32_t max_seqs, loom_error *err) {
+    infer_batch *b = calloc(1, sizeof *b);
+    if (!b) return loom_error_set(err, "out of memory"), NULL;
+    b->m = m;
+    b->max = max_seqs;
+    if (!(b->db = decoder_batch_new(&m->cfg, max_seqs, m->cfg.max_seq, err))) {
+        free(b);
+        return NULL;
+    }
+    b->x = floats_alloc((size_t)max_seqs * m->cfg.d_model);
+    b->logits = floats_alloc((size_t)max_seqs * m->cfg.vocab_size);
+    b->kc = malloc((size_t)max_seqs * sizeof *b->kc);
+    if (!b->x || !b->logits || !b->kc) {
+        infer_batch_free(b);
+        return loom_error_set(err, "out of memory"), NULL;
+    }
+    return b;
+}
+
+void infer_batch_free(infer_batch *b) {
+    if (!b) return;
+    decoder_batch_free(b->db);
+    free(b->x);
+    free(b->logits);
+    free(b->kc);
+    free(b);
+}
+
+int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, loom_error *err) {
+    const loom_model *m = b->m;
+    const int32_t C = m->cfg.d_model, V = m->cfg.vocab_size;
+    if (n < 0 || n > b->max) return loom_error_set(err, "batch of %d answers (room for %d)", n, b->max);
+    int32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        loom_infer *inf = infs[i];
+        if (inf->m != m) return loom_error_set(err, "answers of different models in one batch");
+        if (inf->pending < 0) continue;
+        memcpy(b->x + (size_t)k * C, m->w.tok_emb + (size_t)inf->pending * C, (size_t)C * sizeof(float));
+        b->kc[k++] = inf->kc;
+    }
+    if (k == 0) return 0;
+    const int rc = decoder_step_batch(&m->cfg, &m->w, b->kc, k, b->db, b->x, b->logits, err);
+    for (int32_t i = 0, r = 0; i < n; i++) {
+        loom_infer *inf = infs[i];
+        if (inf->pending < 0) continue;
+        inf->pending = -1;
+        if (rc) inf->finish = INFER_FINISH_LENGTH;
+        else memcpy(inf->logits, b->logits + (size_t)r * V, (size_t)V * sizeof(float));
+        r++;
+    }
+    return rc;
 }
 
 infer_finish infer_answer_finish(const loom_infer *inf) { return inf->finish; }

@@ -57,6 +57,21 @@ typedef enum infer_finish {
 int infer_answer_begin(loom_infer *inf, const infer_input *in, int32_t max_tokens, loom_error *err);
 int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err);
 infer_finish infer_answer_finish(const loom_infer *inf);
+/* Batched answering (a server's concurrent requests): emit is next's first
+ * half (the next token chosen and its text written, same returns) and leaves
+ * that token pending; infer_answer_step_batch then runs the pending tokens
+ * of up to max_seqs contexts through the decoder together (one weight pass
+ * for all; decoder_step_batch), which is what next's second half does for
+ * one. The answers equal those of next, token for token, up to float
+ * rounding. The contexts must share b's model; those with nothing pending
+ * are skipped. On failure every pending context finishes (LENGTH). */
+typedef struct infer_batch infer_batch;
+infer_batch *infer_batch_new(const loom_model *m, int32_t max_seqs, loom_error *err);
+void infer_batch_free(infer_batch *b);
+int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err);
+int infer_answer_pending(const loom_infer *inf);
+int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, loom_error *err);
+
 /* Positions of the prefix and tokens generated so far (OpenAI's usage). */
 int32_t infer_prompt_tokens(const loom_infer *inf);
 int32_t infer_answer_tokens(const loom_infer *inf);

@@ -19,6 +19,7 @@
 #include "model/infer.h"
 #include "server/b64.h"
 #include "server/multipart.h"
+#include "server/stepper.h"
 
 struct api_server {
     const loom_model *m;
@@ -26,6 +27,7 @@ struct api_server {
     char model_id[128];
     int64_t created;          /* unix time the server started */
     loom_infer **slots;       /* (p.slots) */
+    stepper *stepper;         /* the slots' answers decode together (continuous batching) */
     uint8_t *busy;            /* (p.slots) */
     int32_t n_busy;
     uint64_t next_id;         /* response ids */
@@ -48,12 +50,13 @@ enum { STREAM_ROLE, STREAM_CONTENT, STREAM_END };
 
 api_params api_default_params(void) {
     return (api_params){.model_path = "model", .model_id = NULL, .slots = 1, .slot_threads = 1,
-                        .max_images = 8};
+                        .step_threads = 1, .max_images = 8};
 }
 
 api_server *api_server_new(const loom_model *m, const api_params *p, loom_error *err) {
     if (p->slots < 1 || p->slots > 256) return loom_error_set(err, "slots must be 1 to 256"), NULL;
     if (p->slot_threads < 1) return loom_error_set(err, "slot threads must be >= 1"), NULL;
+    if (p->step_threads < 1) return loom_error_set(err, "step threads must be >= 1"), NULL;
     api_server *s = calloc(1, sizeof *s);
     if (!s) return loom_error_set(err, "out of memory"), NULL;
     s->m = m;
@@ -75,6 +78,7 @@ api_server *api_server_new(const loom_model *m, const api_params *p, loom_error 
     }
     for (int32_t i = 0; i < p->slots; i++)
         if (!(s->slots[i] = infer_new(m, err))) goto fail;
+    if (!(s->stepper = stepper_new(m, p->slots, p->step_threads, err))) goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->freed, NULL);
     return s;
@@ -89,6 +93,7 @@ fail:
 
 void api_server_free(api_server *s) {
     if (!s) return;
+    stepper_free(s->stepper);
     for (int32_t i = 0; i < s->p.slots; i++) infer_free(s->slots[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->freed);
@@ -451,7 +456,7 @@ static void stream_advance(api_stream *st) {
     char piece[INFER_PIECE_MAX];
     loom_error err = {{0}};
     for (;;) {
-        const int64_t n = infer_answer_next(inf, piece, &err);
+        const int64_t n = stepper_next(s->stepper, inf, piece, &err);
         if (n > 0) {
             if (stream_event(st, chunk_choice(chunk_object(st, s), NULL, piece, NULL))) goto fail;
             return;
@@ -499,6 +504,25 @@ void api_stream_free(api_stream *st) {
     stream_release(st);
     free(st->buf);
     free(st);
+}
+
+/* infer_answer_input through the stepper: the whole answer into out (cap bytes). */
+static int64_t answer_whole(api_server *s, loom_infer *inf, const infer_input *in, char *out,
+                            size_t cap, loom_error *err) {
+    out[0] = '\0';
+    if (infer_answer_begin(inf, in, INFER_ANSWER_MAX_TOKENS, err)) return -1;
+    size_t used = 0;
+    char piece[INFER_PIECE_MAX];
+    for (;;) {
+        const int64_t pl = stepper_next(s->stepper, inf, piece, err);
+        if (pl == INFER_DONE) return (int64_t)used;
+        if (pl < 0) return -1;
+        size_t k = (size_t)pl < cap - 1 - used ? (size_t)pl : cap - 1 - used;
+        while (k > 0 && k < (size_t)pl && ((unsigned char)piece[k] & 0xC0) == 0x80) k--;
+        memcpy(out + used, piece, k);
+        used += k;
+        out[used] = '\0';
+    }
 }
 
 static void chat_completions(api_server *s, const api_request *rq, api_response *r) {
@@ -563,7 +587,7 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
     size_t used = 0;
     int failed = 0;
     for (;;) {
-        const int64_t pl = infer_answer_next(inf, piece, &err);
+        const int64_t pl = stepper_next(s->stepper, inf, piece, &err);
         if (pl == INFER_DONE) break;
         if (pl < 0) {
             failed = 1;
@@ -753,7 +777,7 @@ static void audio_transcriptions(api_server *s, const api_request *rq, api_respo
     infer_input in = {.audio = &a};
     uint64_t id = 0;
     const int32_t k = slot_acquire(s, &id);
-    const int64_t len = infer_answer_input(s->slots[k], &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err);
+    const int64_t len = answer_whole(s, s->slots[k], &in, out, sizeof out, &err);
     slot_release(s, k);
     audio_free(&a);
     if (len < 0) {
@@ -787,6 +811,10 @@ static void health(api_server *s, api_response *r) {
     cJSON_AddStringToObject(o, "model", s->model_id);
     cJSON_AddNumberToObject(o, "slots", s->p.slots);
     cJSON_AddNumberToObject(o, "busy", busy);
+    int64_t steps, rows;
+    stepper_counts(s->stepper, &steps, &rows);
+    cJSON_AddNumberToObject(o, "decode_steps", (double)steps);  /* shared decoding steps so far */
+    cJSON_AddNumberToObject(o, "decode_rows", (double)rows);    /* answers' tokens they ran */
     respond_json(r, 200, o);
 }
 

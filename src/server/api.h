@@ -22,7 +22,10 @@
  * Errors are OpenAI's shape, {"error": {"message", "type", "param", "code"}},
  * with a 4xx for anything the client can fix and 5xx only for the server's
  * own failures. A model slot (an inference context) serves one request at a
- * time; requests beyond the slots wait for one.
+ * time; requests beyond the slots wait for one. The slots' text answers decode
+ * together: each decoding step runs the next token of every answering slot at
+ * once, on one thread (server/stepper.h), so concurrent requests share each
+ * pass over the weights.
  *
  *     api_server *s = api_server_new(model, &params, &err);
  *     api_response r;
@@ -46,7 +49,8 @@ typedef struct api_params {
     const char *model_path;  /* as given to -m: reported in PNG metadata like the CLI */
     const char *model_id;    /* the id clients name; NULL: the file name without extension */
     int32_t slots;           /* concurrent inferences (>= 1) */
-    int32_t slot_threads;    /* OpenMP threads each inference uses (>= 1) */
+    int32_t slot_threads;    /* OpenMP threads each inference's prompt uses (>= 1) */
+    int32_t step_threads;    /* OpenMP threads of the decoding step the slots' answers share */
     int32_t max_images;      /* most images one generation request may ask for */
 } api_params;
 
