@@ -269,12 +269,21 @@ expect "listen: not audio" 1 err "loom: $tmp/bad.wav:" -- "$loom" listen -m "$am
 expect "listen: no files" 1 err "loom: listen: no audio files given" -- "$loom" listen -m "$amodel"
 expect "listen: model without audio input" 1 err "no audio input" -- "$loom" listen -m "$gmodel" "$wav"
 expect "ask --audio: answers" 0 out -- "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" --audio "$wav" -t 1
+expect "ask --audio --spoken direct: answers" 0 out -- "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" \
+    --audio "$wav" --spoken direct -t 1
+expect "ask --spoken bogus" 1 err "loom: --spoken: want transcribe or direct, not \"bogus\"" -- \
+    "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" --audio "$wav" --spoken bogus
 expect "ask: -p and --audio" 1 err "loom: ask: give the question as -p or as --audio, not both" -- \
     "$loom" ask -m "$amodel" --image "$tmp/shapes/images/000000.png" --audio "$wav" -p "x"
 expect "ask --audio: model without audio input" 1 err "no audio input" -- \
     "$loom" ask -m "$gmodel" --image "$tmp/shapes/images/000000.png" --audio "$wav"
 expect "imagine --audio: writes the PNG" 0 out "$tmp/s.png" -- "$loom" imagine -m "$amodel" --audio "$wav" -o "$tmp/s.png" -t 1
 check "imagine --audio: the audio file in a text chunk" "$(grep -qaF "$wav" "$tmp/s.png"; echo $?)"
+check "imagine --audio: the transcript drawn from in a text chunk" "$(grep -qa "transcript" "$tmp/s.png"; echo $?)"
+expect "imagine --audio --spoken direct" 0 out "$tmp/d.png" -- "$loom" imagine -m "$amodel" --audio "$wav" -o "$tmp/d.png" \
+    --spoken direct -t 1
+check "imagine --spoken direct: no transcript chunk" "$(grep -qa "transcript" "$tmp/d.png"; echo $((!$?)))"
+expect "serve --spoken bogus" 1 err "loom: --spoken: want transcribe or direct" -- "$loom" serve -m "$amodel" --spoken bogus
 expect "eval listen: runs" 0 out "transcript" -- "$loom" eval listen -m "$amodel" --speech "$tmp/speech/manifest.jsonl" -t 1
 expect "eval listen: needs --speech" 1 err "loom: eval listen: --speech is required" -- "$loom" eval listen -m "$amodel"
 # any manifest may carry audio: {"audio": ..., "answer": ...}

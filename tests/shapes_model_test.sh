@@ -62,9 +62,11 @@ at_least "eval imagine: scene match" "$(echo "$out" | awk '$1 == "all" {sub("%",
 at_least "eval imagine: VQ read-back" "$(echo "$out" | sed -n 's/.*analyzer reads back \([0-9.]*\)%.*/\1/p')" 95
 
 LISTEN_FLOOR="${LISTEN_FLOOR:-85}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-45}"
+SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-65}"
 "$loom" data speech --n 40 --seed 7 --split heldout --out "$tmp/speech" -t 1 2>/dev/null
 out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" -t 1)
 echo "$out"
 at_least "eval listen: transcripts" "$(echo "$out" | awk '$1 == "transcript" {sub("%", "", $2); print $2}')" "$LISTEN_FLOOR"
-at_least "eval listen: spoken VQA" "$(echo "$out" | awk '$1 == "spoken" {sub("%", "", $3); print $3}')" "$SPOKEN_VQA_FLOOR"
+at_least "eval listen: spoken VQA (direct)" "$(echo "$out" | awk '$1 == "spoken" && $2 == "VQA" {sub("%", "", $3); print $3}')" "$SPOKEN_VQA_FLOOR"
+at_least "eval listen: spoken VQA (transcribed)" "$(echo "$out" | awk '$1 == "spoken" && $2 == "VQA," {sub("%", "", $4); print $4}')" "$SPOKEN_VQA_T_FLOOR"
 exit $fail

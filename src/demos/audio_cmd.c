@@ -91,7 +91,8 @@ int cmd_listen(int argc, char **argv) {
 
 static void eval_listen_usage(FILE *f) {
     fprintf(f,
-            "usage: loom eval listen [-m MODEL] --speech FILE [--n N] [--temp T] [--cfg G] [-t N] [-v]\n"
+            "usage: loom eval listen [-m MODEL] --speech FILE [--n N] [--spoken MODE] [--temp T] [--cfg G]\n"
+            "                        [-t N] [-v]\n"
             "\n"
             "Evaluates audio input on a spoken set written by `loom data speech` (use\n"
             "--split heldout there: voices never heard in training):\n"
@@ -100,10 +101,14 @@ static void eval_listen_usage(FILE *f) {
             "               the answer compared exactly\n"
             "  imagine      each spoken prompt drawn, the image judged by the scene analyzer\n"
             "               against the prompt's text (as `loom eval imagine` does)\n"
+            "Spoken VQA and imagine run both ways unless --spoken says which: direct (the\n"
+            "audio positions in the sequence) and transcribe (the model transcribes the\n"
+            "audio first, then answers or draws from the transcript as typed text).\n"
             "\n"
             "  -m, --model FILE     model (default %s)\n"
             "  --speech FILE        the set's manifest.jsonl\n"
             "  --n N                at most N utterances (default: all)\n"
+            "  --spoken MODE        direct, transcribe or both (default both)\n"
             "  --temp T             imagine: sampling temperature (default 1)\n"
             "  --cfg G              imagine: guidance scale (default 1: off)\n"
             "  -t, --threads N      threads (default: all cores)\n"
@@ -112,7 +117,7 @@ static void eval_listen_usage(FILE *f) {
 }
 
 int cmd_eval_listen(int argc, char **argv) {
-    const char *model = CLI_SHAPES_MODEL, *speech = NULL;
+    const char *model = CLI_SHAPES_MODEL, *speech = NULL, *spoken = "both";
     int64_t n = INT64_C(1) << 40, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     int verbose = 0;
@@ -120,6 +125,7 @@ int cmd_eval_listen(int argc, char **argv) {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {NULL, "--speech", CLI_STR, &speech, 0, 0},
         {NULL, "--n", CLI_INT, &n, 1, (double)(INT64_C(1) << 40)},
+        {NULL, "--spoken", CLI_STR, &spoken, 0, 0},
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
         {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
@@ -132,6 +138,8 @@ int cmd_eval_listen(int argc, char **argv) {
         eval_listen_usage(stderr);
         return cli_fail("eval listen", "--speech is required");
     }
+    const int modes = !strcmp(spoken, "direct") ? 1 : !strcmp(spoken, "transcribe") ? 2 : !strcmp(spoken, "both") ? 3 : 0;
+    if (!modes) return cli_fail("eval listen", "--spoken: want direct, transcribe or both");
     loom_threads_set((int)threads);
     loom_error err = {{0}};
     speech_bank bank;
@@ -148,8 +156,10 @@ int cmd_eval_listen(int argc, char **argv) {
     int32_t *codes = malloc((size_t)(can_gen ? m->gen.rows * m->gen.cols : 1) * sizeof *codes);
     int rc = 0;
     if (!rgb || !gen || !codes) rc = cli_fail("eval listen", "out of memory");
-    enum { K_TRANSCRIPT, K_VQA, K_IMAGINE, N_KINDS };
-    static const char *const kname[N_KINDS] = {"transcript", "spoken VQA", "imagine"};
+    /* K_VQA + mode and K_IMAGINE + mode, mode 0 direct, 1 transcribe */
+    enum { K_TRANSCRIPT, K_VQA, K_VQA_T, K_IMAGINE, K_IMAGINE_T, N_KINDS };
+    static const char *const kname[N_KINDS] = {"transcript", "spoken VQA", "spoken VQA, transcribed",
+                                               "imagine", "imagine, transcribed"};
     int64_t right[N_KINDS] = {0}, total[N_KINDS] = {0};
     char out[4096];
     const size_t count = (size_t)n < bank.n ? (size_t)n : bank.n;
@@ -175,16 +185,24 @@ int cmd_eval_listen(int argc, char **argv) {
                 break;
             }
             loom_image img = {.width = side, .height = side, .rgb = rgb};
-            in.image = &img;
-            if (infer_answer_input(inf, &in, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
-                rc = cli_fail(u->path, err.msg);
-                break;
+            for (int mode = 0; mode < 2 && !rc; mode++) {
+                if (!(modes >> mode & 1)) continue;
+                infer_input q = {.image = &img, .audio = &u->audio,
+                                 .spoken = mode ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
+                if (infer_answer_input(inf, &q, TRANSCRIPT_MAX_TOKENS, out, sizeof out, &err) < 0) {
+                    if (!mode) {
+                        rc = cli_fail(u->path, err.msg);
+                        break;
+                    }
+                    /* a transcript too long to ask with is the model's miss, not the input's fault */
+                    snprintf(out, sizeof out, "(%s)", err.msg);
+                }
+                ok = strcmp(out, u->reply) == 0;
+                right[K_VQA + mode] += ok, total[K_VQA + mode]++;
+                if (!ok && verbose) fprintf(stderr, "[%s] %s: \"%s\" about \"%s\": want %s, got %s\n",
+                                            kname[K_VQA + mode], u->path, u->text, u->scene, u->reply, out);
             }
-            in.image = NULL;
-            ok = strcmp(out, u->reply) == 0;
-            right[K_VQA] += ok, total[K_VQA]++;
-            if (!ok && verbose) fprintf(stderr, "[spoken VQA] %s: \"%s\" about \"%s\": want %s, got %s\n",
-                                        u->path, u->text, u->scene, u->reply, out);
+            if (rc) break;
         }
         if (u->task == SPEECH_TASK_PROMPT && can_gen) {
             shapes_prompt p;
@@ -196,26 +214,36 @@ int cmd_eval_listen(int argc, char **argv) {
                 rc = cli_fail(u->path, err.msg);
                 break;
             }
-            if (infer_imagine_input(inf, &in, &ip, codes, &err) || model_decode_codes(m, codes, gen, &err) ||
-                (found = shapes_analyze(gen, W, H, &got, &err)) < 0) {
-                rc = cli_fail(u->path, err.msg);
-                break;
+            for (int mode = 0; mode < 2 && !rc; mode++) {
+                if (!(modes >> mode & 1)) continue;
+                infer_input q = {.audio = &u->audio, .spoken = mode ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
+                if (mode && infer_imagine_input(inf, &q, &ip, codes, &err)) {
+                    total[K_IMAGINE + mode]++; /* the model's miss, as above */
+                    if (verbose) fprintf(stderr, "[%s] %s: %s\n  %s\n", kname[K_IMAGINE + mode], u->path, u->text, err.msg);
+                    continue;
+                }
+                if ((!mode && infer_imagine_input(inf, &q, &ip, codes, &err)) || model_decode_codes(m, codes, gen, &err) ||
+                    (found = shapes_analyze(gen, W, H, &got, &err)) < 0) {
+                    rc = cli_fail(u->path, err.msg);
+                    break;
+                }
+                ok = found == got.n && shapes_prompt_matches(&p, &got);
+                right[K_IMAGINE + mode] += ok, total[K_IMAGINE + mode]++;
+                if (!ok && verbose) {
+                    char seen[SHAPES_CAPTION_MAX];
+                    if (shapes_caption(&got, seen, sizeof seen) < 0 || got.n == 0) snprintf(seen, sizeof seen, "(nothing)");
+                    fprintf(stderr, "[%s] %s: %s\n  drawn: %s\n", kname[K_IMAGINE + mode], u->path, u->text, seen);
+                }
             }
-            ok = found == got.n && shapes_prompt_matches(&p, &got);
-            right[K_IMAGINE] += ok, total[K_IMAGINE]++;
-            if (!ok && verbose) {
-                char seen[SHAPES_CAPTION_MAX];
-                if (shapes_caption(&got, seen, sizeof seen) < 0 || got.n == 0) snprintf(seen, sizeof seen, "(nothing)");
-                fprintf(stderr, "[imagine] %s: %s\n  drawn: %s\n", u->path, u->text, seen);
-            }
+            if (rc) break;
         }
     }
     if (!rc) {
         printf("loom eval listen: %s on %s (%zu utterances, %.0f s of audio)\n\n", model, speech,
                count, bank.seconds * (double)count / (double)bank.n);
-        printf("%-12s %8s %8s\n", "task", "right", "of");
+        printf("%-24s %8s %8s\n", "task", "right", "of");
         for (int k = 0; k < N_KINDS; k++)
-            if (total[k]) printf("%-12s %7.1f%% %8" PRId64 "\n", kname[k], 100.0 * right[k] / total[k], total[k]);
+            if (total[k]) printf("%-24s %7.1f%% %8" PRId64 "\n", kname[k], 100.0 * right[k] / total[k], total[k]);
     }
     free(rgb), free(gen), free(codes);
     infer_free(inf);

@@ -36,6 +36,15 @@ int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *ou
     return 0;
 }
 
+int cli_spoken(const char *s, int *transcribe) {
+    if (!strcmp(s, "transcribe") || !strcmp(s, "direct")) {
+        *transcribe = s[0] == 't';
+        return 0;
+    }
+    fprintf(stderr, "loom: --spoken: want transcribe or direct, not \"%s\"\n", s);
+    return -1;
+}
+
 int cli_float(const char *flag, const char *s, double lo, double hi, float *out) {
     char *end;
     errno = 0;

@@ -10,6 +10,12 @@ int cli_fail(const char *what, const char *why);
 /* Parse a whole-string integer / finite number in [lo, hi]; print and return -1 if not. */
 int cli_int(const char *flag, const char *s, int64_t lo, int64_t hi, int64_t *out);
 int cli_float(const char *flag, const char *s, double lo, double hi, float *out);
+/* --spoken MODE: "transcribe" 1, "direct" 0; prints and returns -1 otherwise. */
+int cli_spoken(const char *s, int *transcribe);
+#define CLI_SPOKEN_HELP \
+    "  --spoken MODE        how a spoken question or prompt reaches the model:\n" \
+    "                       transcribe (default: transcribed first by the same model,\n" \
+    "                       then used as typed text) or direct (the audio positions)\n"
 
 /* A table-driven option parser: options anywhere among the positional
  * arguments, "--" ends options, -h/--help returns 1 (print usage).

@@ -52,6 +52,7 @@ static void imagine_usage(FILE *f) {
             "  -m, --model FILE     model (default %s)\n"
             "  -p, --prompt TEXT    what to draw\n"
             "  --audio FILE         what to draw, spoken (models with audio input)\n"
+            CLI_SPOKEN_HELP
             "  -o, --out FILE       output PNG; with -n K > 1, FILE-1.png ... FILE-K.png\n"
             "  -s, --seed N         sampling seed (default 0); image k uses seed + k - 1\n"
             "  --temp T             sampling temperature, 0 = greedy (default 1)\n"
@@ -64,13 +65,14 @@ static void imagine_usage(FILE *f) {
 }
 
 int cmd_imagine(int argc, char **argv) {
-    const char *model = CLI_SHAPES_MODEL, *prompt = NULL, *out = NULL, *audio = NULL;
+    const char *model = CLI_SHAPES_MODEL, *prompt = NULL, *out = NULL, *audio = NULL, *spoken = "transcribe";
     int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0;
     float temp = 1.0f, cfg = 1.0f;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {"-p", "--prompt", CLI_STR, &prompt, 0, 0},
         {NULL, "--audio", CLI_STR, &audio, 0, 0},
+        {NULL, "--spoken", CLI_STR, &spoken, 0, 0},
         {"-o", "--out", CLI_STR, &out, 0, 0},
         {"-s", "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 53)},
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
@@ -88,6 +90,8 @@ int cmd_imagine(int argc, char **argv) {
         return cli_fail("imagine", "-p (or --audio) and -o are required");
     }
     if (prompt && audio) return cli_fail("imagine", "give the prompt as -p or as --audio, not both");
+    int transcribe = 1;
+    if (cli_spoken(spoken, &transcribe)) return 1;
     loom_threads_set((int)threads);
     loom_error lerr = {{0}};
     loom_audio aud = {0};
@@ -98,7 +102,8 @@ int cmd_imagine(int argc, char **argv) {
         audio_free(&aud);
         return 1;
     }
-    infer_input in = {.audio = audio ? &aud : NULL, .prompt = prompt, .prompt_len = prompt ? strlen(prompt) : 0};
+    infer_input in = {.audio = audio ? &aud : NULL, .prompt = prompt, .prompt_len = prompt ? strlen(prompt) : 0,
+                      .spoken = transcribe ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
     const int32_t R = m->gen.rows, C = m->gen.cols, H = model_gen_height(m), W = model_gen_width(m);
     int32_t *codes = malloc((size_t)R * C * sizeof *codes);
     uint8_t *rgb = malloc((size_t)W * H * 3);
@@ -125,9 +130,11 @@ int cmd_imagine(int argc, char **argv) {
         snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + k);
         snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
         snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        png_text meta[5] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
-                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s}};
-        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, 5, &err))
+        const char *heard = infer_transcript(inf);
+        png_text meta[6] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
+                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s},
+                            {"transcript", heard}};
+        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, audio && transcribe ? 6 : 5, &err))
             rc = cli_fail("imagine", err.msg);
         else
             printf("%s\n", path);

@@ -30,6 +30,7 @@ static void serve_usage(FILE *f) {
             "  -t, --threads N      cores to use in all (default: all cores)\n"
             "  --parallel N         requests answered at once, each with threads/N cores;\n"
             "                       more wait for a free slot (default: threads)\n"
+            CLI_SPOKEN_HELP
             "  --max-body BYTES     largest request body (default %lld)\n"
             "  --max-connections N  open connections at most (default %d)\n"
             "  --model-id NAME      the model's name in the API (default: file name)\n",
@@ -39,7 +40,7 @@ static void serve_usage(FILE *f) {
 int cmd_serve(int argc, char **argv) {
     http_params hp = http_default_params();
     api_params ap = api_default_params();
-    const char *model = CLI_SHAPES_MODEL, *model_id = NULL;
+    const char *model = CLI_SHAPES_MODEL, *model_id = NULL, *spoken = "transcribe";
     int64_t threads = 0, parallel = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
@@ -50,10 +51,14 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--max-body", CLI_INT, &max_body, 1024, (double)(INT64_C(1) << 40)},
         {NULL, "--max-connections", CLI_INT, &max_conn, 1, 65536},
         {NULL, "--model-id", CLI_STR, &model_id, 0, 0},
+        {NULL, "--spoken", CLI_STR, &spoken, 0, 0},
         {0}};
     int n_pos = 0, prc = cli_parse("serve", argc, argv, opts, NULL, &n_pos);
     if (prc == 1) serve_usage(stdout);
     if (prc) return prc < 0 ? 1 : 0;
+    int transcribe = 1;
+    if (cli_spoken(spoken, &transcribe)) return 1;
+    ap.spoken_direct = !transcribe;
     const int cores = loom_threads_set((int)threads);
     if (parallel <= 0) parallel = cores;
     ap.model_path = model;

@@ -108,7 +108,7 @@ int cmd_caption(int argc, char **argv) {
 
 static void ask_usage(FILE *f) {
     fprintf(f,
-            "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE) [-t N]\n"
+            "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE [--spoken MODE]) [-t N]\n"
             "\n"
             "Prints the model's answer to a question about an image, typed or spoken.\n"
             "\n"
@@ -117,6 +117,7 @@ static void ask_usage(FILE *f) {
             "  -p, --prompt TEXT    the question, e.g. \"what color is the circle?\"\n"
             "  --audio FILE         the question spoken (WAV, FLAC, OGG, ...; any rate and\n"
             "                       channel count), for models with audio input\n"
+            CLI_SPOKEN_HELP
             "  -t, --threads N      threads (default: all cores)\n",
             CLI_SHAPES_MODEL);
 }
@@ -124,6 +125,7 @@ static void ask_usage(FILE *f) {
 int cmd_ask(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
     int64_t threads = 0;
+    int transcribe = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -139,7 +141,9 @@ int cmd_ask(int argc, char **argv) {
         else if (!strcmp(a, "--image")) image = v;
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--audio")) audio = v;
-        else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        else if (!strcmp(a, "--spoken")) {
+            if (cli_spoken(v, &transcribe)) return 1;
+        } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (cli_int(a, v, 0, 1024, &threads)) return 1;
         } else {
             fprintf(stderr, "loom: ask: unknown option %s (see loom ask --help)\n", a);
@@ -170,7 +174,8 @@ int cmd_ask(int argc, char **argv) {
     char out[4096];
     int rc = 0;
     infer_input in = {.image = &img, .audio = audio ? &aud : NULL, .prompt = prompt,
-                      .prompt_len = prompt ? strlen(prompt) : 0};
+                      .prompt_len = prompt ? strlen(prompt) : 0,
+                      .spoken = transcribe ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
     if (infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
         rc = cli_fail("ask", err.msg);
     else

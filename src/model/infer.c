@@ -29,6 +29,9 @@ struct loom_infer {
     char held[8];      /* bytes of an incomplete UTF-8 sequence */
     int32_t n_held;
     int32_t pending;   /* the token emitted and not yet run through the decoder, or -1 */
+    /* INFER_SPOKEN_TRANSCRIBE: typed text, then the transcript */
+    char spoken[INFER_PIECE_MAX];
+    char transcript[INFER_PIECE_MAX];
 };
 
 loom_infer *infer_new(const loom_model *m, loom_error *err) {
@@ -158,13 +161,54 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
     return infer_answer_input(inf, &in, max_tokens, out, cap, err);
 }
 
-int infer_answer_begin(loom_infer *inf, const infer_input *in, int32_t max_tokens, loom_error *err) {
+const char *infer_transcript(const loom_infer *inf) { return inf->transcript; }
+
+/* For INFER_SPOKEN_TRANSCRIBE with something besides the audio (an image, or
+ * an image to draw): transcribes the audio alone, then *out is *in with the
+ * audio replaced by the transcript (after any typed prompt). Otherwise *out
+ * is *in. */
+static int resolve_spoken(loom_infer *inf, const infer_input *in, int drawing, infer_input *out,
+                          loom_error *err) {
+    *out = *in;
+    inf->transcript[0] = '\0';
+    if (!in->audio || in->spoken != INFER_SPOKEN_TRANSCRIBE || (!in->image && !drawing)) return 0;
+    const infer_input alone = {.audio = in->audio};
+    char heard_text[sizeof inf->transcript];
+    if (infer_answer_input(inf, &alone, INFER_ANSWER_MAX_TOKENS, heard_text, sizeof heard_text, err) < 0)
+        return -1;
+    memcpy(inf->transcript, heard_text, sizeof heard_text);
+    const size_t typed = in->prompt ? in->prompt_len : 0, heard = strlen(inf->transcript);
+    if (typed + 1 + heard + 1 > sizeof inf->spoken) return loom_error_set(err, "the prompt is too long");
+    size_t n = 0;
+    if (typed) {
+        memcpy(inf->spoken, in->prompt, typed);
+        n = typed;
+        if (heard) inf->spoken[n++] = ' ';
+    }
+    memcpy(inf->spoken + n, inf->transcript, heard);
+    n += heard;
+    inf->spoken[n] = '\0';
+    out->audio = NULL;
+    out->prompt = inf->spoken;
+    out->prompt_len = n;
+    out->spoken = INFER_SPOKEN_DIRECT;
+    return 0;
+}
+
+int infer_answer_begin(loom_infer *inf, const infer_input *in_, int32_t max_tokens, loom_error *err) {
+    infer_input in_resolved;
+    const infer_input *in = &in_resolved;
+    inf->finish = INFER_FINISH_LENGTH;
+    if (resolve_spoken(inf, in_, 0, &in_resolved, err)) return -1;
     inf->finish = INFER_FINISH_LENGTH; /* a failed begin leaves nothing to decode */
     inf->n_held = 0;
     inf->n_answer = 0;
     inf->n_prefix = 0;
     inf->pending = -1;
-    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) return -1;
+    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) {
+        if (inf->transcript[0]) loom_error_wrap(err, "the spoken question, heard as \"%.80s\"", inf->transcript);
+        return -1;
+    }
     inf->n_prefix = (int32_t)inf->kc->n;
     inf->max_tokens = max_tokens;
     inf->finish = INFER_FINISH_NONE;
@@ -361,16 +405,24 @@ int infer_imagine(loom_infer *inf, const char *prompt, size_t prompt_len,
     return infer_imagine_input(inf, &in, p, codes, err);
 }
 
-int infer_imagine_input(loom_infer *inf, const infer_input *in, const infer_imagine_params *p,
+int infer_imagine_input(loom_infer *inf, const infer_input *in_, const infer_imagine_params *p,
                         int32_t *codes, loom_error *err) {
     const loom_model *m = inf->m;
+    if (in_->image) return loom_error_set(err, "imagine: an image cannot be part of the prompt");
+    infer_input in_resolved;
+    const infer_input *in = &in_resolved;
+    if (m->gen.n_codes > 0 && resolve_spoken(inf, in_, 1, &in_resolved, err)) return -1;
+    if (m->gen.n_codes <= 0) in_resolved = *in_;
     const int32_t T = m->cfg.max_seq, V = m->cfg.vocab_size;
     if (m->gen.n_codes <= 0 || !inf->allowed_codes)
         return loom_error_set(err, "this model has no image output");
     if (in->image) return loom_error_set(err, "imagine: an image cannot be part of the prompt");
     const int32_t n_codes = m->gen.rows * m->gen.cols;
     /* <bos> [audio] prompt <sep> <boi>, then the codes: all must fit the context */
-    if (prefill_input(inf, inf->kc, in, 1 + n_codes, inf->logits, err)) return -1;
+    if (prefill_input(inf, inf->kc, in, 1 + n_codes, inf->logits, err)) {
+        if (inf->transcript[0]) loom_error_wrap(err, "the spoken prompt, heard as \"%.80s\"", inf->transcript);
+        return -1;
+    }
     if (decoder_step_token(&m->cfg, &m->w, inf->kc, TOKEN_BOI, inf->logits, err)) return -1;
     const int guide = p->cfg_scale != 1.0f;
     if (guide) {

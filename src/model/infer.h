@@ -28,13 +28,26 @@ typedef struct loom_infer loom_infer;
 loom_infer *infer_new(const loom_model *m, loom_error *err);
 void infer_free(loom_infer *inf);
 
+/* How spoken words beside an image (a question) or alone for imagine (a
+ * prompt) reach the model. Audio alone to answer is a transcription either way. */
+typedef enum infer_spoken {
+    INFER_SPOKEN_DIRECT = 0,   /* the audio positions themselves: [<img> ..] <aud> .. </aud> <sep> */
+    INFER_SPOKEN_TRANSCRIBE,   /* transcribed first (audio alone, the same model), then the
+                                * transcript stands as the typed prompt (after any typed text) */
+} infer_spoken;
+
 /* What a request gives the model: each part optional (NULL / 0 length). */
 typedef struct infer_input {
     const loom_image *image;
     const loom_audio *audio;   /* 16 kHz mono (encoders/audio.h); models with audio input */
     const char *prompt;
     size_t prompt_len;
+    infer_spoken spoken;       /* 0: direct */
 } infer_input;
+
+/* The transcript a TRANSCRIBE request was answered from (empty otherwise):
+ * valid until the next request on inf. */
+const char *infer_transcript(const loom_infer *inf);
 
 /* Greedy answer to in. Writes a NUL-terminated string (truncated to cap).
  * Returns its length, or -1. */

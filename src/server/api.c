@@ -548,7 +548,8 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
         chat_parse(s, j, &c, r))
         goto done;
     infer_input in = {.image = c.has_image ? &c.image : NULL, .audio = c.has_audio ? &c.audio : NULL,
-                      .prompt = c.prompt, .prompt_len = c.prompt_len};
+                      .prompt = c.prompt, .prompt_len = c.prompt_len,
+                      .spoken = s->p.spoken_direct ? INFER_SPOKEN_DIRECT : INFER_SPOKEN_TRANSCRIBE};
     if (!in.image && !in.audio && !c.prompt_len) {
         respond_error(r, 400, "messages", "the user message is empty: give text, an image or audio");
         goto done;

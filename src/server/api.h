@@ -52,6 +52,8 @@ typedef struct api_params {
     int32_t slot_threads;    /* OpenMP threads each inference's prompt uses (>= 1) */
     int32_t step_threads;    /* OpenMP threads of the decoding step the slots' answers share */
     int32_t max_images;      /* most images one generation request may ask for */
+    int spoken_direct;       /* 1: spoken questions as audio positions; 0: transcribed first
+                              * (model/infer.h, INFER_SPOKEN_*; the CLI's default) */
 } api_params;
 
 api_params api_default_params(void);
