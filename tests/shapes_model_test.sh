@@ -23,6 +23,7 @@ trap 'rm -rf "$got" "$tmp"' EXIT
     "$loom" ask -m "$model" -t 1 --image "$repo/examples/scene1.png" -p "what shape is in the center?"
     "$loom" ask -m "$model" -t 1 --image "$repo/examples/scene2.png" -p "what color is the cross?"
     "$loom" ask -m "$model" -t 1 --image "$repo/examples/scene2.png" --audio "$repo/examples/question.wav"
+    "$loom" ask -m "$model" -t 1 --image "$repo/examples/scene2.png" --audio "$repo/examples/question.wav" --spoken direct
     "$loom" listen -m "$model" -t 1 "$repo/examples/question.wav" "$repo/examples/prompt.wav"
 } >"$got"
 if diff -u "$repo/tests/shapes_model_golden.txt" "$got"; then

@@ -4,7 +4,6 @@
 #include "decoder/decoder.h"
 
 #include <assert.h>
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stddef.h>
@@ -13,6 +12,7 @@
 #include <string.h>
 
 #include "core/gemm.h"
+#include "core/gemv.h"
 #include "core/q8.h"
 #include "core/safetensors.h"
 #include "core/vec.h"
@@ -904,15 +904,14 @@ static void step_attend(const decoder_config *c, const decoder_cache *kc, int32_
 }
 
 /* y (N) = W x (K) (beta 0), or y += W x (beta 1), W layer l of an (L, N, K)
- * stack: fp32 W by sgemv, or its int8 version qm when not NULL. */
+ * stack: fp32 W by loom_gemv_nt, or its int8 version qm when not NULL. */
 static void linear_step(float *y, const float *x, int64_t N, int64_t K, const float *W,
                         const decoder_q8_matrix *qm, int64_t l, int32_t G, float beta,
                         decoder_cache *kc) {
     if (qm)
         linear_q8(y, x, 1, N, K, qm, l, G, beta, kc->xq, kc->xd);
     else
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)N, (blasint)K, 1.0f, W + l * N * K,
-                    (blasint)K, x, 1, beta, y, 1);
+        loom_gemv_nt(1, N, K, x, K, W + l * N * K, K, beta, y, N);
 }
 
 int decoder_step(const decoder_config *c, const decoder_weights *w, decoder_cache *kc,
@@ -997,6 +996,15 @@ void decoder_batch_free(decoder_batch *b) {
 
 int32_t decoder_batch_capacity(const decoder_batch *b) { return b->max_batch; }
 
+/* linear_forward for the few rows of a batched step: loom_gemv_nt reads each
+ * fp32 weight once for all rows (and gives each row the bits it gets alone). */
+static void linear_rows(float *y, const float *x, int64_t M, int64_t N, int64_t K, const float *W,
+                        const decoder_q8_matrix *qm, int64_t l, int32_t G, float beta, int8_t *xq,
+                        float *xd) {
+    if (qm || M > 16) linear_forward(y, x, M, N, K, W, qm, l, G, beta, xq, xd);
+    else loom_gemv_nt(M, N, K, x, K, W + l * N * K, K, beta, y, N);
+}
+
 int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decoder_cache *const *kc,
                        int32_t n, decoder_batch *b, const float *x_in, float *logits,
                        loom_error *err) {
@@ -1019,9 +1027,9 @@ int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decode
     memcpy(x, x_in, (size_t)(n * C) * sizeof(float));
     for (int32_t l = 0; l < c->n_layers; l++) {
         rmsnorm_forward(h, NULL, x, w->attn_norm + l * C, n, C, c->norm_eps);
-        linear_forward(b->q, h, n, QD, C, w->wq, Q8_OF(w, wq), l, G, 0.0f, b->xq, b->xd);
-        linear_forward(b->k, h, n, KD, C, w->wk, Q8_OF(w, wk), l, G, 0.0f, b->xq, b->xd);
-        linear_forward(b->v, h, n, KD, C, w->wv, Q8_OF(w, wv), l, G, 0.0f, b->xq, b->xd);
+        linear_rows(b->q, h, n, QD, C, w->wq, Q8_OF(w, wq), l, G, 0.0f, b->xq, b->xd);
+        linear_rows(b->k, h, n, KD, C, w->wk, Q8_OF(w, wk), l, G, 0.0f, b->xq, b->xd);
+        linear_rows(b->v, h, n, KD, C, w->wv, Q8_OF(w, wv), l, G, 0.0f, b->xq, b->xd);
         for (int32_t i = 0; i < n; i++) {
             decoder_cache *ki = kc[i];
             const int32_t pos = ki->n;
@@ -1040,17 +1048,17 @@ int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decode
             step_attend(c, kc[i], l, kc[i]->n, b->q + i * QD + (size_t)hh * HD, hh / group,
                         b->scores + (size_t)ih * b->max_seq, b->atty + i * QD + (size_t)hh * HD);
         }
-        linear_forward(x, b->atty, n, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, b->xq, b->xd);
+        linear_rows(x, b->atty, n, C, QD, w->wo, Q8_OF(w, wo), l, G, 1.0f, b->xq, b->xd);
         rmsnorm_forward(h, NULL, x, w->mlp_norm + l * C, n, C, c->norm_eps);
-        linear_forward(b->gate, h, n, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, b->xq, b->xd);
-        linear_forward(b->up, h, n, F, C, w->w_up, Q8_OF(w, w_up), l, G, 0.0f, b->xq, b->xd);
+        linear_rows(b->gate, h, n, F, C, w->w_gate, Q8_OF(w, w_gate), l, G, 0.0f, b->xq, b->xd);
+        linear_rows(b->up, h, n, F, C, w->w_up, Q8_OF(w, w_up), l, G, 0.0f, b->xq, b->xd);
         vec_swiglu_forward(b->gate, b->gate, b->up, n * F);  /* in place */
-        linear_forward(x, b->gate, n, C, F, w->w_down, Q8_OF(w, w_down), l, G, 1.0f, b->xq, b->xd);
+        linear_rows(x, b->gate, n, C, F, w->w_down, Q8_OF(w, w_down), l, G, 1.0f, b->xq, b->xd);
     }
     for (int32_t i = 0; i < n; i++) kc[i]->n++;
     if (logits) {
         rmsnorm_forward(h, NULL, x, w->final_norm, n, C, c->norm_eps);
-        linear_forward(logits, h, n, c->vocab_size, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, b->xq, b->xd);
+        linear_rows(logits, h, n, c->vocab_size, C, w->lm_head, Q8_HEAD(w), 0, G, 0.0f, b->xq, b->xd);
     }
     return 0;
 }
