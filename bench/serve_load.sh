@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/serve_load.sh: caption requests per second against `loom serve` on loopback.
 #
-#   bench/serve_load.sh [-d SECONDS] [-c CONNECTIONS] [-m MODEL] [--parallel N]
+#   bench/serve_load.sh [-d SECONDS] [-c CONNECTIONS] [-m MODEL] [--parallel N] [-- SERVE_FLAGS...]
 #
 # Starts the server on a free loopback port with MODEL (default the shipped model),
 # then wrk (Debian's wrk) sends the same caption request (examples/scene0.png as a
@@ -17,7 +17,8 @@ while [ $# -gt 0 ]; do
         -c) conns="$2"; shift 2 ;;
         -m) model="$2"; shift 2 ;;
         --parallel) parallel="--parallel $2"; shift 2 ;;
-        *) echo "usage: bench/serve_load.sh [-d SECONDS] [-c CONNECTIONS] [-m MODEL] [--parallel N]" >&2; exit 2 ;;
+        --) shift; parallel="$parallel $*"; break ;;
+        *) echo "usage: bench/serve_load.sh [-d SECONDS] [-c CONNECTIONS] [-m MODEL] [--parallel N] [-- SERVE_FLAGS...]" >&2; exit 2 ;;
     esac
 done
 command -v wrk >/dev/null || { echo "serve_load: wrk is missing (scripts/bootstrap.sh installs it)" >&2; exit 1; }
@@ -47,5 +48,16 @@ echo "$out"
 rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
 non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
 sockerr=$(echo "$out" | awk '/Socket errors/ {n = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) n += $i; print n}')
+# how much the answers shared decoding steps (continuous batching)
+hostport=${url#http://}
+hostport=${hostport%/}
+python3 - "$hostport" <<'PY' || true
+import http.client, json, sys
+host, port = sys.argv[1].rsplit(":", 1)
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+c.request("GET", "/health")
+h = json.loads(c.getresponse().read())
+print("decode: %d shared steps ran %d tokens (mean batch %.2f)" % (h["decode_steps"], h["decode_rows"], h["decode_rows"] / max(1, h["decode_steps"])))
+PY
 echo "serve: ${rps} caption requests/s, $((${non2xx:-0} + ${sockerr:-0})) errors"
 [ "${non2xx:-0}" = 0 ] && [ "${sockerr:-0}" = 0 ]

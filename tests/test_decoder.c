@@ -361,12 +361,52 @@ static void check_batch_vs_steps(const char *label, const loom_model *m, double 
     free(x);
 }
 
+/* More rows than one loom_gemv_nt block (16): still each row's own bits. */
+static void check_wide_batch(const loom_model *m) {
+    loom_error err = {{0}};
+    enum { NW = 21 };
+    const decoder_config *cfg = &m->cfg;
+    const int32_t V = cfg->vocab_size, C = cfg->d_model;
+    decoder_cache *alone[NW], *kc[NW];
+    float *x = xmalloc((size_t)NW * C * sizeof(float)), *lb = xmalloc((size_t)NW * V * sizeof(float));
+    float *ref = xmalloc((size_t)V * sizeof(float));
+    decoder_batch *b = decoder_batch_new(cfg, NW, 16, &err);
+    assert_non_null(b);
+    double maxd = 0.0;
+    for (int i = 0; i < NW; i++) {
+        assert_non_null(alone[i] = decoder_cache_new(cfg, 16, &err));
+        assert_non_null(kc[i] = decoder_cache_new(cfg, 16, &err));
+        for (int t = 0; t < i % 5; t++) { /* different positions */
+            assert_int_equal(decoder_step_token(cfg, &m->w, alone[i], (i + t) % V, NULL, &err), 0);
+            assert_int_equal(decoder_step_token(cfg, &m->w, kc[i], (i + t) % V, NULL, &err), 0);
+        }
+        memcpy(x + (size_t)i * C, m->w.tok_emb + (size_t)((7 * i) % V) * C, (size_t)C * sizeof(float));
+    }
+    assert_int_equal(decoder_step_batch(cfg, &m->w, kc, NW, b, x, lb, &err), 0);
+    for (int i = 0; i < NW; i++) {
+        assert_int_equal(decoder_step_token(cfg, &m->w, alone[i], (7 * i) % V, ref, &err), 0);
+        for (int32_t v = 0; v < V; v++) {
+            const double d = fabs((double)lb[(size_t)i * V + v] - ref[v]);
+            if (!(d <= maxd)) maxd = d;
+        }
+        decoder_cache_free(alone[i]);
+        decoder_cache_free(kc[i]);
+    }
+    printf("batched step of %d rows vs single steps: max |diff| %.3g (tol 0)\n", NW, maxd);
+    assert_true(maxd == 0.0);
+    decoder_batch_free(b);
+    free(x);
+    free(lb);
+    free(ref);
+}
+
 static void test_batched_steps(void **state) {
     (void)state;
     loom_error err = {{0}};
     decoder_config full = tiny_config(67, 32, 2, 4, 2, 48, 32, 0, 0);
     loom_model *m = random_model(&full, 31, 1.0f);
     check_batch_vs_steps("full GQA untied", m, 0.0);
+    check_wide_batch(m);
     loom_model *q = model_quantize(m, 32, 1, &err);
     if (!q) fail_msg("%s", err.msg);
     check_batch_vs_steps("int8, int8 head", q, 0.0);

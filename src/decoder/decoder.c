@@ -996,13 +996,19 @@ void decoder_batch_free(decoder_batch *b) {
 
 int32_t decoder_batch_capacity(const decoder_batch *b) { return b->max_batch; }
 
-/* linear_forward for the few rows of a batched step: loom_gemv_nt reads each
- * fp32 weight once for all rows (and gives each row the bits it gets alone). */
+/* linear_forward for the rows of a batched step: loom_gemv_nt, 16 rows at a
+ * time, reads each fp32 weight once per 16 rows and gives each row the bits
+ * it gets alone (as does q8_matmul). */
 static void linear_rows(float *y, const float *x, int64_t M, int64_t N, int64_t K, const float *W,
                         const decoder_q8_matrix *qm, int64_t l, int32_t G, float beta, int8_t *xq,
                         float *xd) {
-    if (qm || M > 16) linear_forward(y, x, M, N, K, W, qm, l, G, beta, xq, xd);
-    else loom_gemv_nt(M, N, K, x, K, W + l * N * K, K, beta, y, N);
+    if (qm) {
+        linear_forward(y, x, M, N, K, W, qm, l, G, beta, xq, xd);
+        return;
+    }
+    for (int64_t m0 = 0; m0 < M; m0 += 16)
+        loom_gemv_nt(M - m0 < 16 ? M - m0 : 16, N, K, x + m0 * K, K, W + l * N * K, K, beta,
+                     y + m0 * N, N);
 }
 
 int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decoder_cache *const *kc,

@@ -220,8 +220,7 @@ void decoder_batch_free(decoder_batch *b);
 int32_t decoder_batch_capacity(const decoder_batch *b);
 /* Runs one position of each of n sequences: row i of x (n, C) at position
  * kc[i]->n, appended to kc[i]; the logits (n, V) if logits != NULL. Equal to
- * n decoder_step calls bit for bit (up to 16 fp32 rows; beyond, up to float
- * rounding). -1 when a cache is full. */
+ * n decoder_step calls bit for bit. -1 (nothing stepped) when a cache is full. */
 int decoder_step_batch(const decoder_config *c, const decoder_weights *w, decoder_cache *const *kc,
                        int32_t n, decoder_batch *b, const float *x, float *logits,
                        loom_error *err);

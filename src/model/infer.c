@@ -32,6 +32,7 @@ struct loom_infer {
     /* INFER_SPOKEN_TRANSCRIBE: typed text, then the transcript */
     char spoken[INFER_PIECE_MAX];
     char transcript[INFER_PIECE_MAX];
+    int32_t n_heard;   /* positions the transcription ran (its prefix and answer) */
 };
 
 loom_infer *infer_new(const loom_model *m, loom_error *err) {
@@ -171,13 +172,18 @@ static int resolve_spoken(loom_infer *inf, const infer_input *in, int drawing, i
                           loom_error *err) {
     *out = *in;
     inf->transcript[0] = '\0';
-    if (!in->audio || in->spoken != INFER_SPOKEN_TRANSCRIBE || (!in->image && !drawing)) return 0;
+    inf->n_heard = 0;
+    const size_t typed = in->prompt ? in->prompt_len : 0;
+    if (!in->audio || in->spoken != INFER_SPOKEN_TRANSCRIBE || (!in->image && !typed && !drawing)) return 0;
+    const size_t bad = typed ? utf8_invalid_at(in->prompt, typed) : 0;
+    if (typed && bad < typed) return loom_error_set(err, "the prompt is not valid UTF-8 (byte %zu)", bad);
     const infer_input alone = {.audio = in->audio};
     char heard_text[sizeof inf->transcript];
     if (infer_answer_input(inf, &alone, INFER_ANSWER_MAX_TOKENS, heard_text, sizeof heard_text, err) < 0)
         return -1;
     memcpy(inf->transcript, heard_text, sizeof heard_text);
-    const size_t typed = in->prompt ? in->prompt_len : 0, heard = strlen(inf->transcript);
+    inf->n_heard = inf->n_prefix + inf->n_answer; /* the transcription's positions, for usage */
+    const size_t heard = strlen(inf->transcript);
     if (typed + 1 + heard + 1 > sizeof inf->spoken) return loom_error_set(err, "the prompt is too long");
     size_t n = 0;
     if (typed) {
@@ -343,10 +349,11 @@ int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, 
     const loom_model *m = b->m;
     const int32_t C = m->cfg.d_model, V = m->cfg.vocab_size;
     if (n < 0 || n > b->max) return loom_error_set(err, "batch of %d answers (room for %d)", n, b->max);
+    for (int32_t i = 0; i < n; i++)
+        if (infs[i]->m != m) return loom_error_set(err, "answers of different models in one batch");
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         loom_infer *inf = infs[i];
-        if (inf->m != m) return loom_error_set(err, "answers of different models in one batch");
         if (inf->pending < 0) continue;
         memcpy(b->x + (size_t)k * C, m->w.tok_emb + (size_t)inf->pending * C, (size_t)C * sizeof(float));
         b->kc[k++] = inf->kc;
@@ -365,7 +372,7 @@ int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, 
 }
 
 infer_finish infer_answer_finish(const loom_infer *inf) { return inf->finish; }
-int32_t infer_prompt_tokens(const loom_infer *inf) { return inf->n_prefix; }
+int32_t infer_prompt_tokens(const loom_infer *inf) { return inf->n_prefix + inf->n_heard; }
 int32_t infer_answer_tokens(const loom_infer *inf) { return inf->n_answer; }
 
 int64_t infer_answer_input(loom_infer *inf, const infer_input *in, int32_t max_tokens, char *out,

@@ -28,8 +28,9 @@ typedef struct loom_infer loom_infer;
 loom_infer *infer_new(const loom_model *m, loom_error *err);
 void infer_free(loom_infer *inf);
 
-/* How spoken words beside an image (a question) or alone for imagine (a
- * prompt) reach the model. Audio alone to answer is a transcription either way. */
+/* How spoken words reach the model when there is more than the audio (an
+ * image or typed text beside it: a question; or imagine: a prompt). Audio
+ * alone to answer is a transcription either way. */
 typedef enum infer_spoken {
     INFER_SPOKEN_DIRECT = 0,   /* the audio positions themselves: [<img> ..] <aud> .. </aud> <sep> */
     INFER_SPOKEN_TRANSCRIBE,   /* transcribed first (audio alone, the same model), then the
@@ -85,7 +86,8 @@ int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err);
 int infer_answer_pending(const loom_infer *inf);
 int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, loom_error *err);
 
-/* Positions of the prefix and tokens generated so far (OpenAI's usage). */
+/* Positions of the prefix (with, for a transcribed spoken input, every
+ * position the transcription ran) and tokens generated so far (OpenAI's usage). */
 int32_t infer_prompt_tokens(const loom_infer *inf);
 int32_t infer_answer_tokens(const loom_infer *inf);
 

@@ -119,6 +119,7 @@ static int32_t slot_acquire(api_server *s, uint64_t *id) {
 }
 
 static void slot_release(api_server *s, int32_t k) {
+    stepper_leave(s->stepper, s->slots[k]);
     pthread_mutex_lock(&s->mu);
     s->busy[k] = 0;
     s->n_busy--;

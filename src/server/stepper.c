@@ -1,9 +1,17 @@
 #include "server/stepper.h"
 
+#include <errno.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* How long a step waits for the rows of the previous one to come back (their
+ * threads emit the next token and, streaming, write it out): without it the
+ * first to return would be stepped alone and the rows would split into groups
+ * that take turns. A client that stalls costs the others at most this. */
+#define GATHER_NS 1000000L
 
 /* One context waiting for its step; lives on the waiter's stack. */
 typedef struct waiter {
@@ -19,6 +27,8 @@ struct stepper {
     int32_t n_queue;
     loom_infer **infs;        /* (max) the step's contexts, the stepper thread's own */
     waiter **taken;           /* (max) */
+    loom_infer **out;         /* (max) rows of the last step not yet back (queued again or left) */
+    int32_t n_out;
     int stop;
     int64_t steps, rows;
     pthread_mutex_t mu;
@@ -27,6 +37,16 @@ struct stepper {
     int started;
 };
 
+/* Removes inf from the rows still out; wakes the stepper when none are. Under mu. */
+static void came_back(stepper *st, const loom_infer *inf) {
+    for (int32_t i = 0; i < st->n_out; i++)
+        if (st->out[i] == inf) {
+            st->out[i] = st->out[--st->n_out];
+            if (st->n_out == 0) pthread_cond_signal(&st->work);
+            return;
+        }
+}
+
 static void *stepper_main(void *arg) {
     stepper *st = arg;
     omp_set_num_threads(st->threads);
@@ -34,6 +54,15 @@ static void *stepper_main(void *arg) {
     for (;;) {
         while (!st->n_queue && !st->stop) pthread_cond_wait(&st->work, &st->mu);
         if (!st->n_queue && st->stop) break;
+        if (st->n_out > 0 && !st->stop) { /* gather the last step's rows first */
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += GATHER_NS;
+            if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+            while (st->n_out > 0 && !st->stop && st->n_queue < st->max)
+                if (pthread_cond_timedwait(&st->work, &st->mu, &until) == ETIMEDOUT) break;
+        }
+        st->n_out = 0;
         const int32_t n = st->n_queue;
         memcpy(st->taken, st->queue, (size_t)n * sizeof *st->taken);
         st->n_queue = 0;
@@ -49,7 +78,9 @@ static void *stepper_main(void *arg) {
             st->taken[i]->rc = rc;
             if (rc) st->taken[i]->err = err;
             st->taken[i]->done = 1;
+            st->out[i] = st->infs[i];
         }
+        st->n_out = n;
         pthread_cond_broadcast(&st->done);
     }
     pthread_mutex_unlock(&st->mu);
@@ -66,13 +97,18 @@ stepper *stepper_new(const loom_model *m, int32_t max_seqs, int32_t threads, loo
     st->queue = calloc((size_t)max_seqs, sizeof *st->queue);
     st->taken = calloc((size_t)max_seqs, sizeof *st->taken);
     st->infs = calloc((size_t)max_seqs, sizeof *st->infs);
-    if (!st->queue || !st->taken || !st->infs) {
+    st->out = calloc((size_t)max_seqs, sizeof *st->out);
+    if (!st->queue || !st->taken || !st->infs || !st->out) {
         loom_error_set(err, "out of memory");
         goto fail;
     }
     if (!(st->b = infer_batch_new(m, max_seqs, err))) goto fail;
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->work, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&st->work, &ca);
+    pthread_condattr_destroy(&ca);
     pthread_cond_init(&st->done, NULL);
     pthread_cond_init(&st->space, NULL);
     if (pthread_create(&st->thread, NULL, stepper_main, st)) {
@@ -90,6 +126,7 @@ fail:
     free(st->queue);
     free(st->taken);
     free(st->infs);
+    free(st->out);
     free(st);
     return NULL;
 }
@@ -99,6 +136,7 @@ void stepper_free(stepper *st) {
     pthread_mutex_lock(&st->mu);
     st->stop = 1;
     pthread_cond_signal(&st->work);
+    pthread_cond_broadcast(&st->space);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->thread, NULL);
     pthread_mutex_destroy(&st->mu);
@@ -109,24 +147,39 @@ void stepper_free(stepper *st) {
     free(st->queue);
     free(st->taken);
     free(st->infs);
+    free(st->out);
     free(st);
 }
 
 int64_t stepper_next(stepper *st, loom_infer *inf, char *out, loom_error *err) {
     const int64_t used = infer_answer_emit(inf, out, err);
-    if (used < 0 || !infer_answer_pending(inf)) return used;
-    waiter w = {.inf = inf};
     pthread_mutex_lock(&st->mu);
-    while (st->n_queue == st->max) pthread_cond_wait(&st->space, &st->mu);
+    came_back(st, inf);
+    if (used < 0 || !infer_answer_pending(inf)) {
+        pthread_mutex_unlock(&st->mu);
+        return used;
+    }
+    waiter w = {.inf = inf};
+    while (st->n_queue == st->max && !st->stop) pthread_cond_wait(&st->space, &st->mu);
+    if (st->stop) {
+        pthread_mutex_unlock(&st->mu);
+        return loom_error_set(err, "the server is stopping");
+    }
     st->queue[st->n_queue++] = &w;
     pthread_cond_signal(&st->work);
     while (!w.done) pthread_cond_wait(&st->done, &st->mu);
     pthread_mutex_unlock(&st->mu);
     if (w.rc) {
-        *err = w.err;
+        if (err) *err = w.err;
         return -1;
     }
     return used;
+}
+
+void stepper_leave(stepper *st, const loom_infer *inf) {
+    pthread_mutex_lock(&st->mu);
+    came_back(st, inf);
+    pthread_mutex_unlock(&st->mu);
 }
 
 void stepper_counts(stepper *st, int64_t *steps, int64_t *rows) {

@@ -4,7 +4,10 @@
  * decoder together, in one step on one thread (infer_answer_step_batch): the
  * weights are read once per step for all of them instead of once per request,
  * which is what bounds decoding on a CPU. A request that arrives joins the
- * next step; one that finishes leaves; nobody waits for a batch to fill.
+ * next step; one that finishes leaves; nobody waits for a batch to fill. A
+ * step does wait, up to a millisecond, for the rows of the previous step to
+ * come back (their threads emit the next token in between), so the batch
+ * stays whole instead of splitting into groups that take turns.
  *
  *     stepper *st = stepper_new(model, 8, 1, &err);
  *     infer_answer_begin(inf, &in, max_tokens, &err);    // the prompt, on the caller's thread
@@ -31,6 +34,9 @@ void stepper_free(stepper *st);
 /* infer_answer_next for inf (a context of the stepper's model), its decoder
  * step shared with whoever else is waiting. Thread-safe; blocks for the step. */
 int64_t stepper_next(stepper *st, loom_infer *inf, char *out, loom_error *err);
+/* inf will not ask again (its answer was cut short, say a client left): the
+ * next step need not wait for it. Harmless for a context the stepper never saw. */
+void stepper_leave(stepper *st, const loom_infer *inf);
 /* Steps run and contexts stepped so far (their ratio is the mean batch). */
 void stepper_counts(stepper *st, int64_t *steps, int64_t *rows);
 
