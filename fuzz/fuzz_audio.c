@@ -13,30 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/log.h"
-#include "core/threads.h"
+#define FUZZ_NAME "fuzz_audio"
+#include "fuzz_common.h"
+
 #include "encoders/audio.h"
 #include "encoders/audio_enc.h"
 #include "encoders/mel.h"
 
 #define FUZZ_STACK 4
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_audio: %s: %s\n", what, why ? why : "");
-    abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     return 0;
 }
 

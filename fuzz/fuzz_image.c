@@ -11,8 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/log.h"
-#include "core/threads.h"
+#define FUZZ_NAME "fuzz_image"
+#include "fuzz_common.h"
+
 #include "encoders/image.h"
 #include "encoders/patch.h"
 
@@ -20,22 +21,9 @@
 #define FUZZ_MAX_ROWS 8   /* max_patch_rows */
 #define FUZZ_MAX_COLS 8   /* max_patch_cols */
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_image: %s: %s\n", what, why ? why : "");
-    abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     return 0;
 }
 

@@ -21,9 +21,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#define FUZZ_NAME "fuzz_manifest"
+#include "fuzz_common.h"
+
 #include "core/rng.h"
-#include "core/threads.h"
 #include "encoders/audio_enc.h"
 #include "fusion/sequence.h"
 #include "fusion/tokenizer.h"
@@ -34,23 +35,11 @@
 #define FUZZ_B 2
 #define FUZZ_T 64
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static int g_verbose; /* FUZZ_VERBOSE=1: what each reader made of the input, on stderr */
 static char g_dir[4096];
 static char g_manifest[4200];
 static loom_model *g_model;
 static fusion_batch g_fb;
-
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_manifest: %s: %s\n", what, why ? why : "");
-    abort();
-}
 
 static void write_file(const char *name, const void *p, size_t n) {
     char path[4300];
@@ -91,8 +80,7 @@ static void cleanup(void) {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     g_verbose = getenv("FUZZ_VERBOSE") != NULL;
     const char *tmp = getenv("TMPDIR");
     snprintf(g_dir, sizeof g_dir, "%s/loom-fuzz-manifest.XXXXXX", tmp && *tmp ? tmp : "/tmp");

@@ -15,27 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#define FUZZ_NAME "fuzz_safetensors"
+#include "fuzz_common.h"
+
 #include "core/safetensors.h"
-#include "core/threads.h"
 #include "model/model.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_safetensors: %s: %s\n", what, why ? why : "");
-    abort();
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     return 0;
 }
 

@@ -19,8 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
-#include "core/threads.h"
+#define FUZZ_NAME "fuzz_server"
+#include "fuzz_common.h"
+
 #include "model/model.h"
 #include "server/api.h"
 #include "server/b64.h"
@@ -30,25 +31,12 @@
 #define LOOM_SOURCE_DIR "."
 #endif
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static loom_model *g_model;
 static api_server *g_api;
 
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_server: %s: %s\n", what, why ? why : "");
-    abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     loom_error err = {{0}};
     const char *path = LOOM_SOURCE_DIR "/models/loom-shapes.safetensors";
     if (!(g_model = model_load(path, &err))) fail(path, err.msg);

@@ -18,34 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#define FUZZ_NAME "fuzz_tokenizer"
+#include "fuzz_common.h"
+
 #include "core/safetensors.h"
-#include "core/threads.h"
 #include "fusion/tokenizer.h"
 
 #ifndef LOOM_SOURCE_DIR
 #define LOOM_SOURCE_DIR "."
 #endif
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 #define N_FIXED 3
 static tokenizer *g_tok[N_FIXED];
 
-static void quiet(loom_log_level level, const char *msg, void *user) {
-    (void)level, (void)msg, (void)user;
-}
-
-static void fail(const char *what, const char *why) {
-    fprintf(stderr, "fuzz_tokenizer: %s: %s\n", what, why ? why : "");
-    abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
-    loom_threads_set(1);
-    loom_log_set(quiet, NULL);
+    fuzz_setup();
     loom_error err = {{0}};
     const char *path = LOOM_SOURCE_DIR "/models/loom-shapes.safetensors";
     st_file *f = st_open(path, &err);
