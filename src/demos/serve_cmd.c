@@ -28,8 +28,10 @@ static void serve_usage(FILE *f) {
             "  --host ADDR          numeric address to listen on (default %s)\n"
             "  --port N             port, 0 = any free one (default %d)\n"
             "  -t, --threads N      cores to use in all (default: all cores)\n"
-            "  --parallel N         requests answered at once, each with threads/N cores;\n"
-            "                       more wait for a free slot (default: threads)\n"
+            "  --parallel N         requests answered at once, each reading its prompt with\n"
+            "                       threads/N cores; more wait for a free slot (default: threads)\n"
+            "  --decode-threads N   threads of the decoding step the answers share\n"
+            "                       (continuous batching; default: threads)\n"
             CLI_SPOKEN_HELP
             "  --max-body BYTES     largest request body (default %lld)\n"
             "  --max-connections N  open connections at most (default %d)\n"
@@ -41,13 +43,14 @@ int cmd_serve(int argc, char **argv) {
     http_params hp = http_default_params();
     api_params ap = api_default_params();
     const char *model = CLI_SHAPES_MODEL, *model_id = NULL, *spoken = "transcribe";
-    int64_t threads = 0, parallel = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
+    int64_t threads = 0, parallel = 0, decode_threads = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {NULL, "--host", CLI_STR, &hp.host, 0, 0},
         {NULL, "--port", CLI_INT, &port, 0, 65535},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {NULL, "--parallel", CLI_INT, &parallel, 0, 256},
+        {NULL, "--decode-threads", CLI_INT, &decode_threads, 0, 1024},
         {NULL, "--max-body", CLI_INT, &max_body, 1024, (double)(INT64_C(1) << 40)},
         {NULL, "--max-connections", CLI_INT, &max_conn, 1, 65536},
         {NULL, "--model-id", CLI_STR, &model_id, 0, 0},
@@ -65,7 +68,7 @@ int cmd_serve(int argc, char **argv) {
     ap.model_id = model_id;
     ap.slots = (int32_t)parallel;
     ap.slot_threads = cores / (int32_t)parallel > 0 ? cores / (int32_t)parallel : 1;
-    ap.step_threads = ap.slot_threads;
+    ap.step_threads = decode_threads > 0 ? (int32_t)decode_threads : cores;
     hp.port = (int32_t)port;
     hp.max_body = max_body;
     hp.max_connections = (int32_t)max_conn;
@@ -88,9 +91,9 @@ int cmd_serve(int argc, char **argv) {
         return cli_fail("serve", err.msg);
     }
     const int v6 = strchr(hp.host, ':') != NULL;
-    printf("loom: serving %s as \"%s\" on http://%s%s%s:%d/ (%d slot%s x %d thread%s)\n", model,
-           api_server_model_id(api), v6 ? "[" : "", hp.host, v6 ? "]" : "", http_port(h), ap.slots,
-           ap.slots == 1 ? "" : "s", ap.slot_threads, ap.slot_threads == 1 ? "" : "s");
+    printf("loom: serving %s as \"%s\" on http://%s%s%s:%d/ (%d slot%s x %d thread%s, decoding on %d)\n",
+           model, api_server_model_id(api), v6 ? "[" : "", hp.host, v6 ? "]" : "", http_port(h), ap.slots,
+           ap.slots == 1 ? "" : "s", ap.slot_threads, ap.slot_threads == 1 ? "" : "s", ap.step_threads);
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);
