@@ -10,10 +10,12 @@
 #   3. runs/speech-train/             9,000 utterances spoken by espeak-ng (train voices)
 #   4. runs/stage3.safetensors        + audio in: transcripts, spoken questions and prompts
 #                                     (loom-shapes.stage3.recipe.json)
-#   5. models/loom-shapes.safetensors everything again, longer, at a lower learning rate
-#                                     (loom-shapes.recipe.json; see the note at stage 5 below)
+#   5. runs/stage4.safetensors        everything again, longer, at a lower learning rate
+#                                     (loom-shapes.stage4.recipe.json; see the note below)
+#   6. models/loom-shapes.safetensors again from stage 4, 5,000 steps, half the spoken rows
+#                                     spoken questions (loom-shapes.recipe.json)
 #
-# Usage: scripts/train_shipped.sh [-t THREADS]   (about 5 hours on 2 cores)
+# Usage: scripts/train_shipped.sh [-t THREADS]   (about 6.5 hours on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loom=build/loom
@@ -32,14 +34,18 @@ fi
 [ -e runs/stage3.safetensors ] ||
     "$loom" train --config models/loom-shapes.stage3.recipe.json -o runs/stage3.safetensors \
         --log models/loom-shapes.stage3.log.csv --resume "$@"
-# Stage 5 ran its first 1,350 steps on a 4,500-step schedule, then (to fit the session) was
+# Stage 4 ran its first 1,350 steps on a 4,500-step schedule, then (to fit the session) was
 # resumed from that checkpoint with the recipe's 3,400 steps: the learning rate stepped from
 # 4.98e-4 to 4.27e-4 at step 1,350 and followed the shorter cosine from there. Both phases:
 # (with a checkpoint present, the log is this run's: resuming truncates it to the checkpoint)
-last=$(tail -1 models/loom-shapes.log.csv 2>/dev/null | cut -d, -f1)
-if [ ! -e models/loom-shapes.safetensors.ckpt ] || ! [[ "$last" =~ ^[0-9]+$ ]] || [ "$last" -lt 1350 ]; then
-    "$loom" train --config models/loom-shapes.recipe.json --steps 4500 --stop-after 1350 \
-        -o models/loom-shapes.safetensors --log models/loom-shapes.log.csv --resume "$@"
+if [ ! -e runs/stage4.safetensors ]; then
+    last=$(tail -1 models/loom-shapes.stage4.log.csv 2>/dev/null | cut -d, -f1)
+    if [ ! -e runs/stage4.safetensors.ckpt ] || ! [[ "$last" =~ ^[0-9]+$ ]] || [ "$last" -lt 1350 ]; then
+        "$loom" train --config models/loom-shapes.stage4.recipe.json --steps 4500 --stop-after 1350 \
+            -o runs/stage4.safetensors --log models/loom-shapes.stage4.log.csv --resume "$@"
+    fi
+    "$loom" train --config models/loom-shapes.stage4.recipe.json -o runs/stage4.safetensors \
+        --log models/loom-shapes.stage4.log.csv --resume "$@"
 fi
 "$loom" train --config models/loom-shapes.recipe.json -o models/loom-shapes.safetensors \
     --log models/loom-shapes.log.csv --resume "$@"

@@ -33,8 +33,8 @@ else
     fail=1
 fi
 
-CAPTION_FLOOR="${CAPTION_FLOOR:-75}"
-VQA_FLOOR="${VQA_FLOOR:-80}"
+CAPTION_FLOOR="${CAPTION_FLOOR:-83}"
+VQA_FLOOR="${VQA_FLOOR:-86}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
@@ -56,14 +56,14 @@ at_least() {
     fi
 }
 
-IMAGINE_FLOOR="${IMAGINE_FLOOR:-22}"
+IMAGINE_FLOOR="${IMAGINE_FLOOR:-40}"
 out=$("$loom" eval imagine -m "$model" --n 20 --cfg 3 --temp 0.7 -t 1)
 echo "$out"
 at_least "eval imagine: scene match" "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_FLOOR"
 at_least "eval imagine: VQ read-back" "$(echo "$out" | sed -n 's/.*analyzer reads back \([0-9.]*\)%.*/\1/p')" 95
 
-LISTEN_FLOOR="${LISTEN_FLOOR:-85}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-45}"
-SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-65}"
+LISTEN_FLOOR="${LISTEN_FLOOR:-92}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-65}"
+SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-75}"
 "$loom" data speech --n 40 --seed 7 --split heldout --out "$tmp/speech" -t 1 2>/dev/null
 out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" -t 1)
 echo "$out"
