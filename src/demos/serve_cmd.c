@@ -28,10 +28,12 @@ static void serve_usage(FILE *f) {
             "  --host ADDR          numeric address to listen on (default %s)\n"
             "  --port N             port, 0 = any free one (default %d)\n"
             "  -t, --threads N      cores to use in all (default: all cores)\n"
-            "  --parallel N         requests answered at once, each reading its prompt with\n"
-            "                       threads/N cores; more wait for a free slot (default: threads)\n"
+            "  --parallel N         requests answered at once (default: 4 per thread); each\n"
+            "                       reads its prompt on max(1, threads/N) cores, then decodes\n"
+            "                       in the shared step; more wait for a free slot\n"
             "  --decode-threads N   threads of the decoding step the answers share\n"
-            "                       (continuous batching; default: threads)\n"
+            "                       (continuous batching; default: half the threads, at\n"
+            "                       least one: the other half read prompts)\n"
             CLI_SPOKEN_HELP
             "  --max-body BYTES     largest request body (default %lld)\n"
             "  --max-connections N  open connections at most (default %d)\n"
@@ -63,12 +65,12 @@ int cmd_serve(int argc, char **argv) {
     if (cli_spoken(spoken, &transcribe)) return 1;
     ap.spoken_direct = !transcribe;
     const int cores = loom_threads_set((int)threads);
-    if (parallel <= 0) parallel = cores;
+    if (parallel <= 0) parallel = 4 * (int64_t)cores < 256 ? 4 * (int64_t)cores : 256;
     ap.model_path = model;
     ap.model_id = model_id;
     ap.slots = (int32_t)parallel;
     ap.slot_threads = cores / (int32_t)parallel > 0 ? cores / (int32_t)parallel : 1;
-    ap.step_threads = decode_threads > 0 ? (int32_t)decode_threads : cores;
+    ap.step_threads = decode_threads > 0 ? (int32_t)decode_threads : (cores / 2 > 0 ? cores / 2 : 1);
     hp.port = (int32_t)port;
     hp.max_body = max_body;
     hp.max_connections = (int32_t)max_conn;
