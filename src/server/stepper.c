@@ -34,7 +34,6 @@ struct stepper {
     pthread_mutex_t mu;
     pthread_cond_t work, done, space;
     pthread_t thread;
-    int started;
 };
 
 /* Removes inf from the rows still out; wakes the stepper when none are. Under mu. */
@@ -87,6 +86,23 @@ static void *stepper_main(void *arg) {
     return NULL;
 }
 
+/* Frees what stepper_new allocated (NULLs are fine). */
+static void free_buffers(stepper *st) {
+    infer_batch_free(st->b);
+    free(st->queue);
+    free(st->taken);
+    free(st->infs);
+    free(st->out);
+    free(st);
+}
+
+static void destroy_sync(stepper *st) {
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->work);
+    pthread_cond_destroy(&st->done);
+    pthread_cond_destroy(&st->space);
+}
+
 stepper *stepper_new(const loom_model *m, int32_t max_seqs, int32_t threads, loom_error *err) {
     if (max_seqs < 1 || max_seqs > 256) return loom_error_set(err, "batch of %d sequences: want 1 to 256", max_seqs), NULL;
     if (threads < 1) return loom_error_set(err, "stepper threads must be >= 1"), NULL;
@@ -113,21 +129,12 @@ stepper *stepper_new(const loom_model *m, int32_t max_seqs, int32_t threads, loo
     pthread_cond_init(&st->space, NULL);
     if (pthread_create(&st->thread, NULL, stepper_main, st)) {
         loom_error_set(err, "cannot start the decoding thread");
-        pthread_mutex_destroy(&st->mu);
-        pthread_cond_destroy(&st->work);
-        pthread_cond_destroy(&st->done);
-        pthread_cond_destroy(&st->space);
+        destroy_sync(st);
         goto fail;
     }
-    st->started = 1;
     return st;
 fail:
-    infer_batch_free(st->b);
-    free(st->queue);
-    free(st->taken);
-    free(st->infs);
-    free(st->out);
-    free(st);
+    free_buffers(st);
     return NULL;
 }
 
@@ -139,16 +146,8 @@ void stepper_free(stepper *st) {
     pthread_cond_broadcast(&st->space);
     pthread_mutex_unlock(&st->mu);
     pthread_join(st->thread, NULL);
-    pthread_mutex_destroy(&st->mu);
-    pthread_cond_destroy(&st->work);
-    pthread_cond_destroy(&st->done);
-    pthread_cond_destroy(&st->space);
-    infer_batch_free(st->b);
-    free(st->queue);
-    free(st->taken);
-    free(st->infs);
-    free(st->out);
-    free(st);
+    destroy_sync(st);
+    free_buffers(st);
 }
 
 int64_t stepper_next(stepper *st, loom_infer *inf, char *out, loom_error *err) {
