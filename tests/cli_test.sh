@@ -244,6 +244,17 @@ expect "info: a VQ file" 0 out "VQ file:" "vq.codebook" -- "$loom" info "$tmp/vq
 expect "info: image output" 0 out "image out:" "vq.enc.0.weight" -- "$loom" info "$gmodel"
 expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
 expect "caption: still works on a model with image output" 0 out -- "$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png"
+# --grow-layers: deeper, and (one step at learning rate 0) the same function as the model it grew from
+expect "train --grow-layers: 1 -> 3 layers" 0 err "grown to 3" "loom: wrote $tmp/grown.st" -- "$loom" train --data shapes \
+    --init "$gmodel" --grow-layers 3 --lr 0 --min-lr 0 --batch 4 --seq 192 --steps 1 --eval-every 0 -t 1 -q -o "$tmp/grown.st"
+expect "info: the grown model has 3 layers" 0 out "n_layers:     3" -- "$loom" info "$tmp/grown.st"
+"$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png" "$tmp/shapes/images/000001.png" >"$tmp/cap1" 2>/dev/null
+"$loom" caption -m "$tmp/grown.st" -t 1 "$tmp/shapes/images/000000.png" "$tmp/shapes/images/000001.png" >"$tmp/cap2" 2>/dev/null
+check "caption: the grown model captions as its original did" "$([ -s "$tmp/cap1" ] && cmp -s "$tmp/cap1" "$tmp/cap2"; echo $?)"
+expect "train --grow-layers: needs --init" 1 err "--grow-layers goes with --init" -- "$loom" train --data shapes \
+    --grow-layers 3 --steps 1 -q -o "$tmp/g.st"
+expect "train --grow-layers: fewer layers" 1 err "--grow-layers 2: the --init model already has 3 layers" -- "$loom" train \
+    --data shapes --init "$tmp/grown.st" --grow-layers 2 --steps 1 -q -o "$tmp/g.st"
 
 # ---- audio in: data speech, a model with audio input, listen / ask --audio / imagine --audio ----
 expect "data speech: writes WAVs and a manifest" 0 err "loom: data speech: 6 utterances" -- \

@@ -678,6 +678,109 @@ static void test_backward_accumulates(void **state) {
     model_free(m);
 }
 
+/* ---- depth growth ---- */
+
+/* L layers grown to L2: the grown decoder's logits equal the original's bit
+ * for bit (each extra block adds an exact zero), the layers sit where the
+ * spread puts them, and in the first backward only the extra blocks' output
+ * projections get gradients among their matrices. */
+static void check_grow(int32_t L, int32_t L2) {
+    loom_error err = {{0}};
+    decoder_config c1 = tiny_config(29, 16, L, 4, 2, 24, 12, 0, 0), c2 = c1;
+    c2.n_layers = L2;
+    loom_model *m1 = random_model(&c1, 50 + (uint64_t)L2, 0.5f), *m2 = random_model(&c2, 99, 0.5f);
+    for (int32_t i = 0; i < m2->table.n; i++) { /* everything outside the layers, by name */
+        const param_info *d = &m2->table.info[i], *p = params_find(&m1->table, d->name);
+        if (p->numel == d->numel) memcpy(m2->params + d->offset, m1->params + p->offset, p->numel * sizeof(float));
+    }
+    if (decoder_grow_layers(&c1, &m1->w, &c2, &m2->w, &err)) fail_msg("grow %d -> %d: %s", L, L2, err.msg);
+
+    /* where each grown layer came from: old layer l, then its share of the extras */
+    const size_t C = 16, F = 24, QD = 16;
+    int32_t j = 0, copies_seen = 0;
+    for (int32_t l = 0; l < L; l++) {
+        const int32_t n = 1 + (int32_t)(((int64_t)(l + 1) * (L2 - L)) / L - ((int64_t)l * (L2 - L)) / L);
+        for (int32_t k = 0; k < n; k++, j++) {
+            assert_memory_equal(m2->w.wq + j * QD * C, m1->w.wq + l * QD * C, QD * C * sizeof(float));
+            assert_memory_equal(m2->w.w_up + j * F * C, m1->w.w_up + l * F * C, F * C * sizeof(float));
+            for (size_t i = 0; i < C * F; i++) {
+                const float want = k ? 0.0f : m1->w.w_down[l * C * F + i];
+                if (m2->w.w_down[j * C * F + i] != want) fail_msg("grow: layer %d w_down[%zu]", j, i);
+            }
+            copies_seen += k > 0;
+        }
+    }
+    assert_int_equal(j, L2);
+    assert_int_equal(copies_seen, L2 - L);
+
+    const int32_t B = 2, T = 10, V = c1.vocab_size;
+    int32_t tokens[20], targets[20];
+    for (int i = 0; i < B * T; i++) {
+        tokens[i] = (i * 11 + 5) % V;
+        targets[i] = (i * 3 + 2) % V;
+    }
+    decoder_acts *a1 = decoder_acts_new(&c1, B, T, &err), *a2 = decoder_acts_new(&c2, B, T, &err);
+    assert_non_null(a1);
+    assert_non_null(a2);
+    const float l1 = fd_loss(&c1, m1, a1, B, T, tokens, targets);
+    const float l2 = fd_loss(&c2, m2, a2, B, T, tokens, targets);
+    double maxd = 0.0, spread = 0.0;
+    for (size_t i = 0; i < (size_t)B * T * V; i++) {
+        double d = fabs((double)a1->logits[i] - a2->logits[i]);
+        if (!(d <= maxd)) maxd = d;
+        spread = fabs(a1->logits[i]) > spread ? fabs(a1->logits[i]) : spread;
+    }
+    printf("grow %d -> %d layers: logits max |diff| %.3g (tol 0; max |logit| %.3g), loss %.6f vs %.6f\n", L, L2,
+           maxd, spread, l1, l2);
+    assert_true(spread > 1.0);
+    assert_true(maxd == 0.0);
+    assert_true(l1 == l2);
+
+    float *g = floats_alloc(m2->table.total);
+    assert_non_null(g);
+    decoder_weights gw;
+    decoder_bind(&c2, &m2->table, g, &gw);
+    decoder_backward(&c2, &m2->w, &gw, a2, B, T, targets, 1.0f);
+    j = 0;
+    for (int32_t l = 0; l < L; l++) {
+        const int32_t n = 1 + (int32_t)(((int64_t)(l + 1) * (L2 - L)) / L - ((int64_t)l * (L2 - L)) / L);
+        for (int32_t k = 0; k < n; k++, j++) {
+            double wq = 0.0, wo = 0.0, gate = 0.0, down = 0.0;
+            for (size_t i = 0; i < QD * C; i++) wq += fabs(gw.wq[j * QD * C + i]), wo += fabs(gw.wo[j * C * QD + i]);
+            for (size_t i = 0; i < F * C; i++) gate += fabs(gw.w_gate[j * F * C + i]), down += fabs(gw.w_down[j * C * F + i]);
+            assert_true(wo > 0.0 && down > 0.0);
+            if (k) assert_true(wq == 0.0 && gate == 0.0);
+            else assert_true(wq > 0.0 && gate > 0.0);
+        }
+    }
+    free(g);
+    decoder_acts_free(a1);
+    decoder_acts_free(a2);
+    model_free(m1);
+    model_free(m2);
+}
+
+static void test_grow_layers(void **state) {
+    (void)state;
+    check_grow(3, 3);
+    check_grow(3, 5);
+    check_grow(2, 7);
+    check_grow(6, 9);
+    /* layers of another shape, fewer layers, an int8 decoder: refused */
+    loom_error err = {{0}};
+    decoder_config c1 = tiny_config(29, 16, 2, 4, 2, 24, 12, 0, 0), c2 = c1;
+    decoder_weights w = {0};
+    c2.d_ff = 32;
+    assert_int_equal(decoder_grow_layers(&c1, &w, &c2, &w, &err), -1);
+    assert_non_null(strstr(err.msg, "differ in shape"));
+    c2 = c1, c2.n_layers = 1;
+    assert_int_equal(decoder_grow_layers(&c1, &w, &c2, &w, &err), -1);
+    assert_non_null(strstr(err.msg, "2 layers cannot become 1"));
+    c2 = c1, c2.quant_group = 32;
+    assert_int_equal(decoder_grow_layers(&c1, &w, &c2, &w, &err), -1);
+    assert_non_null(strstr(err.msg, "quantized"));
+}
+
 /* ---- sampler ---- */
 
 static void test_sampler_greedy_and_mask(void **state) {
@@ -1012,6 +1115,7 @@ int main(void) {
         cmocka_unit_test(test_threads_agree),
         cmocka_unit_test(test_backward_finite_differences),
         cmocka_unit_test(test_backward_accumulates),
+        cmocka_unit_test(test_grow_layers),
         cmocka_unit_test(test_sampler_greedy_and_mask),
         cmocka_unit_test(test_sampler_seeded),
         cmocka_unit_test(test_sampler_frequencies),

@@ -234,6 +234,40 @@ void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng 
     if (!c->tie_embeddings) fill_normal(w->lm_head, V * C, std, rng);
 }
 
+int decoder_grow_layers(const decoder_config *from, const decoder_weights *src,
+                        const decoder_config *to, decoder_weights *dst, loom_error *err) {
+    if (from->d_model != to->d_model || from->n_heads != to->n_heads ||
+        from->n_kv_heads != to->n_kv_heads || from->d_ff != to->d_ff)
+        return loom_error_set(err, "growing a decoder: the layers differ in shape, not only in number");
+    if (from->quant_group > 0 || to->quant_group > 0)
+        return loom_error_set(err, "growing a decoder: a quantized (int8) decoder cannot be grown");
+    const int32_t L = from->n_layers, L2 = to->n_layers, E = L2 - L;
+    if (L < 1 || E < 0)
+        return loom_error_set(err, "growing a decoder: %d layers cannot become %d", L, L2);
+    const size_t C = from->d_model, F = from->d_ff, HD = C / from->n_heads;
+    const size_t QD = from->n_heads * HD, KD = from->n_kv_heads * HD;
+    struct { const float *s; float *d; size_t n; int out; } t[] = {
+        {src->attn_norm, dst->attn_norm, C, 0},      {src->wq, dst->wq, QD * C, 0},
+        {src->wk, dst->wk, KD * C, 0},               {src->wv, dst->wv, KD * C, 0},
+        {src->wo, dst->wo, C * QD, 1},               {src->mlp_norm, dst->mlp_norm, C, 0},
+        {src->w_gate, dst->w_gate, F * C, 0},        {src->w_up, dst->w_up, F * C, 0},
+        {src->w_down, dst->w_down, C * F, 1},
+    };
+    const int nt = (int)(sizeof t / sizeof t[0]);
+    int32_t j = 0; /* the next layer of dst */
+    for (int32_t l = 0; l < L; l++) {
+        /* layer l, then its share of the extra layers: floor((l+1)E/L) - floor(lE/L) */
+        const int32_t copies = 1 + (int32_t)(((int64_t)(l + 1) * E) / L - ((int64_t)l * E) / L);
+        for (int32_t k = 0; k < copies; k++, j++)
+            for (int i = 0; i < nt; i++) {
+                float *d = t[i].d + (size_t)j * t[i].n;
+                if (k > 0 && t[i].out) memset(d, 0, t[i].n * sizeof(float));
+                else memcpy(d, t[i].s + (size_t)l * t[i].n, t[i].n * sizeof(float));
+            }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* int8 weights of a quantized decoder */
 

@@ -132,6 +132,17 @@ int  decoder_register(const decoder_config *c, param_table *t, loom_error *err);
 /* Points w into base, a buffer laid out by t. */
 void decoder_bind(const decoder_config *c, const param_table *t, float *base, decoder_weights *w);
 void decoder_init_weights(const decoder_config *c, decoder_weights *w, loom_rng *rng);
+/* Depth growth (block expansion, as in LLaMA Pro): fills the layer tensors of
+ * dst, a decoder of to->n_layers layers, from src's from->n_layers layers in
+ * order, with the to - from extra layers spread evenly among them. Each extra
+ * layer is a copy of the layer before it with its output projections (wo,
+ * w_down) zero, so its blocks add nothing to the residual stream: the grown
+ * decoder computes exactly what src did, and training gives the new blocks
+ * their own work. The layers must agree in shape (d_model, heads, d_ff);
+ * tensors outside them (embedding, final norm, head) are not touched.
+ * fp32 decoders only. Returns 0, or -1 with err set. */
+int decoder_grow_layers(const decoder_config *from, const decoder_weights *src,
+                        const decoder_config *to, decoder_weights *dst, loom_error *err);
 
 /* Activations for a batch of at most B x T positions, allocated once. */
 typedef struct decoder_acts {

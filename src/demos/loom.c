@@ -87,6 +87,9 @@ static void train_usage(FILE *f) {
             "  --init MODEL         start from MODEL's weights, tokenizer and image output\n"
             "                       (architecture too; audio input is added for --speech);\n"
             "                       MODEL may also be a training checkpoint (MODEL.ckpt)\n"
+            "  --grow-layers N      with --init: deepen its decoder to N layers; the new ones,\n"
+            "                       spread evenly, copy the layer before them with zero output\n"
+            "                       projections, so training starts from the same function\n"
             "audio input:\n"
             "  --speech FILE        with --data shapes: spoken prompts and questions (the\n"
             "                       manifest of `loom data speech`); a share of rows is spoken\n"
@@ -181,6 +184,7 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     INT_OPT("--vocab", model.vocab_size, 289, 1 << 20)
     INT_OPT("--d-model", model.d_model, 2, 16384)
     INT_OPT("--layers", model.n_layers, 1, 256)
+    INT_OPT("--grow-layers", grow_layers, 1, 256)
     INT_OPT("--heads", model.n_heads, 1, 1024)
     INT_OPT("--kv-heads", model.n_kv_heads, 1, 1024)
     INT_OPT("--d-ff", model.d_ff, 1, 65536)

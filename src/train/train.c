@@ -236,6 +236,14 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
     if (vq_from) vc = vq_from->vqc;
     const int have_vq = o->vq_file || vq_from;
     decoder_config cfg = init ? init->cfg : o->model;
+    if (init && o->grow_layers > 0) {
+        if (o->grow_layers < init->cfg.n_layers) {
+            loom_error_set(err, "--grow-layers %d: the --init model already has %d layers", o->grow_layers,
+                           init->cfg.n_layers);
+            goto done;
+        }
+        cfg.n_layers = o->grow_layers;
+    }
     const int32_t tok_v = tokenizer_vocab_size(tok);
     cfg.vocab_size = tok_v + (have_vq ? vc.codes : 0);
     if (cfg.max_seq < o->seq) cfg.max_seq = o->seq;
@@ -270,6 +278,11 @@ static int new_model(trainer *tr, const train_options *o, train_source *src, loo
                tr->m->vq_state.total * sizeof(float));
     }
     if (init && copy_weights(tr->m, init, err)) goto done;
+    if (init && cfg.n_layers > init->cfg.n_layers) {
+        if (decoder_grow_layers(&init->cfg, &init->w, &tr->m->cfg, &tr->m->w, err)) goto done;
+        loom_log(LOOM_LOG_INFO, "loom: --init's %d layers grown to %d (the new ones are copies whose "
+                 "output projections start at zero)", init->cfg.n_layers, cfg.n_layers);
+    }
     rc = 0;
 done:
     tokenizer_free(tok);
@@ -287,6 +300,8 @@ int train_run(const train_options *o, loom_error *err) {
         return loom_error_set(err, "%s: path too long", o->out);
     if (o->batch < 1 || o->seq < 2 || o->accum < 1 || o->steps < 1)
         return loom_error_set(err, "batch, seq, accum and steps must be positive (seq >= 2)");
+    if (o->grow_layers > 0 && !o->init)
+        return loom_error_set(err, "--grow-layers goes with --init (it deepens that model)");
     loom_threads_set(o->threads);
 
     trainer tr;

@@ -36,6 +36,8 @@ typedef struct train_options {
     const char *init;        /* --init MODEL: start from its weights, tokenizer and image
                                 output (a new run; the vocabulary may grow by the VQ's
                                 codes, audio input may be added) */
+    int32_t     grow_layers; /* with init: grow its decoder to this many layers
+                                (decoder_grow_layers; 0 = keep its depth) */
     /* --vq-only: train the VQ image autoencoder instead (train/vq_train.h) */
     int       vq_only;
     vq_config vq;            /* its architecture */
