@@ -297,6 +297,8 @@ def run(port):
          "application/json", 400, "response_format must be b64_json"),
         ("too many images", "POST", "/v1/images/generations", '{"prompt":"a red circle","n":1000}',
          "application/json", 400, "n must be an integer from 1 to 8"),
+        ("image tries out of range", "POST", "/v1/images/generations", '{"prompt":"a red circle","tries":0}',
+         "application/json", 400, "tries must be an integer from 1 to 64"),
         ("transcription not multipart", "POST", "/v1/audio/transcriptions", "{}", "application/json", 415, "multipart/form-data"),
         ("transcription without boundary", "POST", "/v1/audio/transcriptions", "x", "multipart/form-data", 415, "needs a boundary"),
         ("transcription without file", "POST", "/v1/audio/transcriptions", *reversed(multipart({"model": (None, b"loom-shapes")})),

@@ -28,6 +28,7 @@
 #include "model/infer.h"
 #include "model/model.h"
 #include "server/stepper.h"
+#include "test_util.h"
 
 #ifndef LOOM_SOURCE_DIR
 #define LOOM_SOURCE_DIR "."
@@ -83,17 +84,6 @@ static void free_inputs(void) {
         if (g_in[i].image) image_free(&g_img[i]);
         if (g_in[i].audio) audio_free(&g_aud[i]);
     }
-}
-
-static loom_model *load_model(void) {
-    loom_error err = {{0}};
-    char path[2048];
-    const char *env = getenv("LOOM_MODEL");
-    if (env) snprintf(path, sizeof path, "%s", env);
-    else snprintf(path, sizeof path, "%s/models/loom-shapes.safetensors", LOOM_SOURCE_DIR);
-    loom_model *m = model_load(path, &err);
-    if (!m) fail_msg("%s: %s", path, err.msg);
-    return m;
 }
 
 /* Appends pieces to out; returns 1 once the answer is done. */
@@ -178,7 +168,7 @@ static void test_step_batch(void **state) {
     (void)state;
     loom_threads_set(2);
     load_inputs();
-    loom_model *m = load_model();
+    loom_model *m = test_load_shipped_model();
     check_step_batch("fp32", m);
     loom_error err = {{0}};
     loom_model *q = model_quantize(m, 32, 0, &err);
@@ -225,7 +215,7 @@ static void test_stepper_threads(void **state) {
     (void)state;
     loom_threads_set(1);
     load_inputs();
-    loom_model *m = load_model();
+    loom_model *m = test_load_shipped_model();
     char alone[NQ][ANSWER_CAP];
     infer_finish fin[NQ];
     answers_alone(m, alone, fin);

@@ -19,6 +19,7 @@
 #include "data/shapes_analyze.h"
 #include "heads/vq.h"
 #include "model/model.h"
+#include "test_util.h"
 
 #ifndef LOOM_SOURCE_DIR
 #define LOOM_SOURCE_DIR "."
@@ -29,14 +30,8 @@ enum { N_SCENES = 8, SIDE = 64 };
 static void test_round_trip(void **state) {
     (void)state;
     loom_error err = {{0}};
-    const char *path = getenv("LOOM_MODEL");
-    char buf[1024];
-    if (!path) {
-        snprintf(buf, sizeof buf, "%s/models/loom-shapes.safetensors", LOOM_SOURCE_DIR);
-        path = buf;
-    }
-    loom_model *m = model_load(path, &err);
-    if (!m) fail_msg("%s: %s", path, err.msg);
+    const char *path = test_shipped_model_path();
+    loom_model *m = test_load_shipped_model();
     if (m->gen.n_codes == 0) fail_msg("%s has no image output", path);
     const int32_t S = vq_stride(&m->vqc);
     const int32_t n_codes = (SIDE / S) * (SIDE / S);

@@ -15,6 +15,7 @@
 #include "data/shapes_analyze.h"
 #include "data/shapes_prompt.h"
 #include "encoders/audio.h"
+#include "model/imagine_check.h"
 #include "model/infer.h"
 #include "model/model.h"
 #include "train/speech_bank.h"
@@ -109,17 +110,19 @@ static void eval_listen_usage(FILE *f) {
             "  --speech FILE        the set's manifest.jsonl\n"
             "  --n N                at most N utterances (default: all)\n"
             "  --spoken MODE        direct, transcribe or both (default both)\n"
-            "  --temp T             imagine: sampling temperature (default 1)\n"
-            "  --cfg G              imagine: guidance scale (default 1: off)\n"
+            "  --temp T             imagine: sampling temperature (default %g, as loom imagine)\n"
+            "  --cfg G              imagine: guidance scale, 1 = off (default %g)\n"
+            "  --tries N            imagine: draws per prompt, the first the model's caption\n"
+            "                       passes kept (default %d; direct: one draw, no text to check)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every miss\n",
-            CLI_SHAPES_MODEL);
+            CLI_SHAPES_MODEL, (double)IMAGINE_DEFAULT_TEMP, (double)IMAGINE_DEFAULT_CFG, IMAGINE_DEFAULT_TRIES);
 }
 
 int cmd_eval_listen(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL, *speech = NULL, *spoken = "both";
-    int64_t n = INT64_C(1) << 40, threads = 0;
-    float temp = 1.0f, cfg = 1.0f;
+    int64_t n = INT64_C(1) << 40, threads = 0, tries = IMAGINE_DEFAULT_TRIES;
+    float temp = IMAGINE_DEFAULT_TEMP, cfg = IMAGINE_DEFAULT_CFG;
     int verbose = 0;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
@@ -128,6 +131,7 @@ int cmd_eval_listen(int argc, char **argv) {
         {NULL, "--spoken", CLI_STR, &spoken, 0, 0},
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
         {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
+        {NULL, "--tries", CLI_INT, &tries, 1, 1000},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
         {0}};
@@ -217,13 +221,14 @@ int cmd_eval_listen(int argc, char **argv) {
             for (int mode = 0; mode < 2 && !rc; mode++) {
                 if (!(modes >> mode & 1)) continue;
                 infer_input q = {.audio = &u->audio, .spoken = mode ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
-                if (mode && infer_imagine_input(inf, &q, &ip, codes, &err)) {
+                imagine_check_result res;
+                const int drawn = imagine_checked(inf, &q, &ip, (int32_t)tries, codes, gen, &res, &err);
+                if (drawn && mode) {
                     total[K_IMAGINE + mode]++; /* the model's miss, as above */
                     if (verbose) fprintf(stderr, "[%s] %s: %s\n  %s\n", kname[K_IMAGINE + mode], u->path, u->text, err.msg);
                     continue;
                 }
-                if ((!mode && infer_imagine_input(inf, &q, &ip, codes, &err)) || model_decode_codes(m, codes, gen, &err) ||
-                    (found = shapes_analyze(gen, W, H, &got, &err)) < 0) {
+                if (drawn || (found = shapes_analyze(gen, W, H, &got, &err)) < 0) {
                     rc = cli_fail(u->path, err.msg);
                     break;
                 }
@@ -239,8 +244,12 @@ int cmd_eval_listen(int argc, char **argv) {
         }
     }
     if (!rc) {
-        printf("loom eval listen: %s on %s (%zu utterances, %.0f s of audio)\n\n", model, speech,
+        printf("loom eval listen: %s on %s (%zu utterances, %.0f s of audio)\n", model, speech,
                count, bank.seconds * (double)count / (double)bank.n);
+        if (total[K_IMAGINE] + total[K_IMAGINE_T])
+            printf("imagine: temperature %g, guidance %g, up to %" PRId64 " draw%s\n", (double)temp, (double)cfg,
+                   tries, tries == 1 ? "" : "s");
+        printf("\n");
         printf("%-24s %8s %8s\n", "task", "right", "of");
         for (int k = 0; k < N_KINDS; k++)
             if (total[k]) printf("%-24s %7.1f%% %8" PRId64 "\n", kname[k], 100.0 * right[k] / total[k], total[k]);

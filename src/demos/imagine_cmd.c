@@ -15,6 +15,7 @@
 #include "data/shapes_analyze.h"
 #include "data/shapes_prompt.h"
 #include "heads/png.h"
+#include "model/imagine_check.h"
 #include "model/infer.h"
 #include "model/model.h"
 
@@ -55,19 +56,22 @@ static void imagine_usage(FILE *f) {
             CLI_SPOKEN_HELP
             "  -o, --out FILE       output PNG; with -n K > 1, FILE-1.png ... FILE-K.png\n"
             "  -s, --seed N         sampling seed (default 0); image k uses seed + k - 1\n"
-            "  --temp T             sampling temperature, 0 = greedy (default 1)\n"
+            "  --temp T             sampling temperature, 0 = greedy (default %g)\n"
             "  --top-k K            sample among the K likeliest codes, 0 = all (default 0)\n"
-            "  --cfg G              classifier-free guidance scale, 1 = off (default 1)\n"
+            "  --cfg G              classifier-free guidance scale, 1 = off (default %g)\n"
+            "  --tries N            draw up to N times, keeping the first image that the\n"
+            "                       model's own caption of it says answers the prompt\n"
+            "                       (Shapes World prompts; else one draw) (default %d)\n"
             "  -n K                 images to draw (default 1)\n"
             "  --scale S            upscale the PNG S times for viewing (default 1)\n"
             "  -t, --threads N      threads (default: all cores)\n",
-            CLI_SHAPES_MODEL);
+            CLI_SHAPES_MODEL, (double)IMAGINE_DEFAULT_TEMP, (double)IMAGINE_DEFAULT_CFG, IMAGINE_DEFAULT_TRIES);
 }
 
 int cmd_imagine(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL, *prompt = NULL, *out = NULL, *audio = NULL, *spoken = "transcribe";
-    int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0;
-    float temp = 1.0f, cfg = 1.0f;
+    int64_t seed = 0, n = 1, scale = 1, top_k = 0, threads = 0, tries = IMAGINE_DEFAULT_TRIES;
+    float temp = IMAGINE_DEFAULT_TEMP, cfg = IMAGINE_DEFAULT_CFG;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {"-p", "--prompt", CLI_STR, &prompt, 0, 0},
@@ -78,6 +82,7 @@ int cmd_imagine(int argc, char **argv) {
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
         {NULL, "--top-k", CLI_INT, &top_k, 0, 1 << 20},
         {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
+        {NULL, "--tries", CLI_INT, &tries, 1, 1000},
         {"-n", NULL, CLI_INT, &n, 1, 10000},
         {NULL, "--scale", CLI_INT, &scale, 1, 64},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
@@ -113,12 +118,13 @@ int cmd_imagine(int argc, char **argv) {
         loom_error err = {{0}};
         infer_imagine_params p = {.sampling = {.temp = temp, .top_k = (int32_t)top_k, .top_p = 1.0f},
                                   .cfg_scale = cfg, .seed = (uint64_t)(seed + k)};
-        char path[4096], seed_s[32], temp_s[32], cfg_s[32];
+        char path[4096], seed_s[32], temp_s[32], cfg_s[32], tries_s[32];
         if (nth_path(path, sizeof path, out, k + 1, n)) {
             rc = cli_fail(out, "path too long");
             break;
         }
-        if (infer_imagine_input(inf, &in, &p, codes, &err) || model_decode_codes(m, codes, rgb, &err)) {
+        imagine_check_result res;
+        if (imagine_checked(inf, &in, &p, (int32_t)tries, codes, rgb, &res, &err)) {
             rc = cli_fail("imagine", err.msg);
             break;
         }
@@ -130,11 +136,16 @@ int cmd_imagine(int argc, char **argv) {
         snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + k);
         snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
         snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        const char *heard = infer_transcript(inf);
-        png_text meta[6] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
-                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s},
-                            {"transcript", heard}};
-        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, audio && transcribe ? 6 : 5, &err))
+        snprintf(tries_s, sizeof tries_s, "%" PRId64, tries);
+        png_text meta[8] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
+                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s}, {"tries", tries_s}};
+        int n_meta = 6;
+        if (res.checked) meta[n_meta++] = (png_text){"read back", res.caption};
+        if (audio && transcribe) meta[n_meta++] = (png_text){"transcript", res.transcript};
+        if (res.checked && !res.passed && tries > 1)
+            fprintf(stderr, "loom: imagine: %s: none of %d draws read back as the prompt; kept the first (read as \"%s\")\n",
+                    path, res.draws, res.caption);
+        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, n_meta, &err))
             rc = cli_fail("imagine", err.msg);
         else
             printf("%s\n", path);
@@ -152,7 +163,7 @@ int cmd_imagine(int argc, char **argv) {
 
 static void eval_imagine_usage(FILE *f) {
     fprintf(f,
-            "usage: loom eval imagine [-m MODEL] [--n N] [--seed S] [--temp T] [--cfg G] [-t N] [-v]\n"
+            "usage: loom eval imagine [-m MODEL] [--n N] [--seed S] [--temp T] [--cfg G] [--tries N] [-t N] [-v]\n"
             "\n"
             "Judges generated images with the classical scene analyzer (data/shapes_analyze.h):\n"
             "for N prompts of each kind (full captions of test-split scenes; partial prompts,\n"
@@ -165,19 +176,22 @@ static void eval_imagine_usage(FILE *f) {
             "  -m, --model FILE     model (default %s)\n"
             "  --n N                prompts per kind and scenes for the VQ (default 100)\n"
             "  --seed S             first scene seed (default 0)\n"
-            "  --temp T             sampling temperature (default 1)\n"
+            "  --temp T             sampling temperature (default %g, as loom imagine)\n"
             "  --top-k K            (default 0: all)\n"
-            "  --cfg G              classifier-free guidance scale (default 1: off)\n"
+            "  --cfg G              classifier-free guidance scale, 1 = off (default %g)\n"
+            "  --tries N            draws per prompt, the first the model's caption passes\n"
+            "                       kept (loom imagine --tries; default %d); 1 judges the\n"
+            "                       model's single draws\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every miss\n",
-            CLI_SHAPES_MODEL);
+            CLI_SHAPES_MODEL, (double)IMAGINE_DEFAULT_TEMP, (double)IMAGINE_DEFAULT_CFG, IMAGINE_DEFAULT_TRIES);
 }
 
 
 int cmd_eval_imagine(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL;
-    int64_t n = 100, seed = 0, top_k = 0, threads = 0;
-    float temp = 1.0f, cfg = 1.0f;
+    int64_t n = 100, seed = 0, top_k = 0, threads = 0, tries = IMAGINE_DEFAULT_TRIES;
+    float temp = IMAGINE_DEFAULT_TEMP, cfg = IMAGINE_DEFAULT_CFG;
     int verbose = 0;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
@@ -186,6 +200,7 @@ int cmd_eval_imagine(int argc, char **argv) {
         {NULL, "--temp", CLI_FLOAT, &temp, 0, 100},
         {NULL, "--top-k", CLI_INT, &top_k, 0, 1 << 20},
         {NULL, "--cfg", CLI_FLOAT, &cfg, -100, 100},
+        {NULL, "--tries", CLI_INT, &tries, 1, 1000},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
         {0}};
@@ -204,7 +219,8 @@ int cmd_eval_imagine(int argc, char **argv) {
     if (!rgb || !rec || !codes) rc = cli_fail("eval imagine", "out of memory");
     enum { K_FULL, K_PARTIAL, K_COMBOS, N_KINDS };
     static const char *const kname[N_KINDS] = {"full", "partial", "combos"};
-    int64_t right[N_KINDS] = {0}, total[N_KINDS] = {0};
+    int64_t right[N_KINDS] = {0}, total[N_KINDS] = {0}, draws = 0, passed = 0, false_pass = 0;
+    imagine_check_result res;
     for (int kind = 0; kind < N_KINDS && !rc; kind++)
         for (int64_t i = 0; i < n && !rc; i++) {
             const enum shapes_split split = kind == K_COMBOS ? SHAPES_SPLIT_COMBOS : SHAPES_SPLIT_TEST;
@@ -223,8 +239,8 @@ int cmd_eval_imagine(int argc, char **argv) {
                                        .cfg_scale = cfg, .seed = (uint64_t)(seed + i)};
             shapes_scene got;
             int found;
-            if (infer_imagine(inf, text, strlen(text), &ip, codes, &err) ||
-                model_decode_codes(m, codes, rgb, &err) ||
+            const infer_input in = {.prompt = text, .prompt_len = strlen(text)};
+            if (imagine_checked(inf, &in, &ip, (int32_t)tries, codes, rgb, &res, &err) ||
                 (found = shapes_analyze(rgb, W, H, &got, &err)) < 0) {
                 rc = cli_fail("eval imagine", err.msg);
                 break;
@@ -232,6 +248,7 @@ int cmd_eval_imagine(int argc, char **argv) {
             int ok = found == got.n && shapes_prompt_matches(&p, &got);
             right[kind] += ok;
             total[kind]++;
+            draws += res.draws, passed += res.passed, false_pass += res.passed && !ok;
             if (!ok && verbose) {
                 char seen[SHAPES_CAPTION_MAX];
                 if (shapes_caption(&got, seen, sizeof seen) < 0 || got.n == 0) snprintf(seen, sizeof seen, "(nothing)");
@@ -262,7 +279,8 @@ int cmd_eval_imagine(int argc, char **argv) {
     }
     if (!rc) {
         printf("loom eval imagine: %s, %" PRId64 " prompts per kind, temperature %g, top-k %" PRId64
-               ", guidance %g\n\n", model, n, (double)temp, top_k, (double)cfg);
+               ", guidance %g, up to %" PRId64 " draw%s\n\n", model, n, (double)temp, top_k, (double)cfg, tries,
+               tries == 1 ? "" : "s");
         printf("%-10s %14s\n", "prompts", "scene match");
         int64_t r = 0, t = 0;
         for (int k = 0; k < N_KINDS; k++) {
@@ -270,6 +288,10 @@ int cmd_eval_imagine(int argc, char **argv) {
             r += right[k], t += total[k];
         }
         printf("%-10s %13.1f%%\n\n", "all", t ? 100.0 * r / t : 0.0);
+        if (tries > 1)
+            printf("up to %" PRId64 " draws per prompt, kept when the model's caption of it answers the prompt:\n"
+                   "%.2f draws per prompt; the caption passed %.1f%% of the kept images, %.1f%% wrongly\n\n",
+                   tries, t ? (double)draws / t : 0.0, t ? 100.0 * passed / t : 0.0, t ? 100.0 * false_pass / t : 0.0);
         double mse = se / ((double)n * W * H * 3);
         printf("VQ reconstruction of %" PRId64 " test scenes: PSNR %.2f dB, analyzer reads back %.1f%%\n",
                n, mse > 0 ? 10.0 * log10(255.0 * 255.0 / mse) : INFINITY, 100.0 * vq_right / n);

@@ -35,6 +35,8 @@ struct loom_infer {
     int32_t n_heard;   /* positions the transcription ran (its prefix and answer) */
 };
 
+const loom_model *infer_model(const loom_infer *inf) { return inf->m; }
+
 loom_infer *infer_new(const loom_model *m, loom_error *err) {
     if (!m->tok) return loom_error_set(err, "model has no tokenizer"), NULL;
     loom_infer *inf = calloc(1, sizeof *inf);

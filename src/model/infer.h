@@ -27,6 +27,8 @@ typedef struct loom_infer loom_infer;
 
 loom_infer *infer_new(const loom_model *m, loom_error *err);
 void infer_free(loom_infer *inf);
+/* The model inf answers with. */
+const loom_model *infer_model(const loom_infer *inf);
 
 /* How spoken words reach the model when there is more than the audio (an
  * image or typed text beside it: a question; or imagine: a prompt). Audio

@@ -16,6 +16,7 @@
 #include "encoders/audio.h"
 #include "encoders/image.h"
 #include "heads/png.h"
+#include "model/imagine_check.h"
 #include "model/infer.h"
 #include "server/b64.h"
 #include "server/multipart.h"
@@ -640,12 +641,13 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
     if (!j) return;
     int32_t *codes = NULL;
     uint8_t *rgb = NULL;
+    imagine_check_result *res = NULL;
     const cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "size");
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "response_format");
-    int64_t n = 1, seed = 0;
-    float temp = 1.0f, cfg = 1.0f;
+    int64_t n = 1, seed = 0, tries = IMAGINE_DEFAULT_TRIES;
+    float temp = IMAGINE_DEFAULT_TEMP, cfg = IMAGINE_DEFAULT_CFG;
     if (m->gen.n_codes <= 0) {
         respond_error(r, 400, "model", "this model has no image output");
         goto done;
@@ -671,12 +673,14 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
     }
     if (check_model(s, model ? model->valuestring : NULL, r) ||
         get_int(j, "n", 1, s->p.max_images, &n, r) || get_int(j, "seed", 0, INT64_C(1) << 53, &seed, r) ||
-        get_float(j, "temperature", 0, 100, &temp, r) || get_float(j, "cfg", -100, 100, &cfg, r))
+        get_float(j, "temperature", 0, 100, &temp, r) || get_float(j, "cfg", -100, 100, &cfg, r) ||
+        get_int(j, "tries", 1, IMAGINE_MAX_TRIES, &tries, r))
         goto done;
     const int32_t n_codes = m->gen.rows * m->gen.cols;
     codes = malloc((size_t)n_codes * sizeof *codes);
     rgb = malloc((size_t)W * H * 3);
-    if (!codes || !rgb) {
+    res = malloc(sizeof *res); /* two text buffers: kept off the connection thread's stack */
+    if (!codes || !rgb || !res) {
         respond_error(r, 500, NULL, "out of memory");
         goto done;
     }
@@ -692,16 +696,18 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
         /* the CLI's parameters and metadata: `loom imagine -p P -s SEED` gives these bytes */
         infer_imagine_params ip = {.sampling = {.temp = temp, .top_k = 0, .top_p = 1.0f},
                                    .cfg_scale = cfg, .seed = (uint64_t)(seed + i)};
-        char seed_s[32], temp_s[32], cfg_s[32];
+        char seed_s[32], temp_s[32], cfg_s[32], tries_s[32];
         snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + i);
         snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
         snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        png_text meta[5] = {{"prompt", prompt->valuestring}, {"seed", seed_s}, {"model", s->p.model_path},
-                            {"temperature", temp_s}, {"cfg", cfg_s}};
+        snprintf(tries_s, sizeof tries_s, "%" PRId64, tries);
+        png_text meta[7] = {{"prompt", prompt->valuestring}, {"seed", seed_s}, {"model", s->p.model_path},
+                            {"temperature", temp_s}, {"cfg", cfg_s}, {"tries", tries_s}};
         uint8_t *png = NULL;
         size_t png_len = 0;
-        if (infer_imagine_input(s->slots[k], &in, &ip, codes, &err) || model_decode_codes(m, codes, rgb, &err) ||
-            png_encode(rgb, W, H, meta, 5, &png, &png_len, &err)) {
+        int drawn = imagine_checked(s->slots[k], &in, &ip, (int32_t)tries, codes, rgb, res, &err);
+        if (!drawn && res->checked) meta[6] = (png_text){"read back", res->caption};
+        if (drawn || png_encode(rgb, W, H, meta, 6 + res->checked, &png, &png_len, &err)) {
             slot_release(s, k);
             cJSON_Delete(o);
             respond_error(r, 400, "prompt", "%s", err.msg);
@@ -726,6 +732,7 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
 done:
     free(codes);
     free(rgb);
+    free(res);
     cJSON_Delete(j);
 }
 
