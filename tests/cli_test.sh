@@ -213,9 +213,13 @@ expect "caption: no images" 1 err "loom: caption: no images given" -- "$loom" ca
 expect "caption: text-only model" 1 err "no image input" -- "$loom" caption -m "$model" "$tmp/shapes/images/000000.png"
 expect "ask: needs --image and -p" 1 err "loom: ask: --image and -p (or --audio) are required" -- "$loom" ask -m "$imodel" -p "what?"
 expect "ask: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" -p "how many objects are there?" -t 1
+expect "ask --caption-first: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" \
+    -p "how many objects are there?" --caption-first -t 1
 expect "ask: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" ask -m "$imodel" --image "$tmp/none.png" -p "x"
 expect "eval: runs and reports every split" 0 out "test" "combos" "jpeg75" "count_shape" -- "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1
 expect "eval --help" 0 out "usage: loom eval" -- "$loom" eval --help
+expect "eval --caption-first: says so" 0 out "answered after the model's own caption" "count_shape" -- \
+    "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1 --caption-first
 
 # ---- image out: a tiny VQ, a tiny model with image output, imagine / eval imagine ----
 vqargs=(--data shapes --vq-only --vq-channels 4,4,8 --vq-codes 16 --vq-dim 4 --batch 2 --steps 2

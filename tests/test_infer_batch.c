@@ -179,6 +179,41 @@ static void test_step_batch(void **state) {
     free_inputs();
 }
 
+/* ---- caption_first ---- */
+
+/* A caption_first answer runs after the model's own caption, which equals the
+ * plain caption of the image; the question's answer ends normally; without a
+ * question (or without an image) the flag changes nothing. */
+static void test_caption_first(void **state) {
+    (void)state;
+    loom_threads_set(1);
+    load_inputs();
+    loom_model *m = test_load_shipped_model();
+    loom_error err = {{0}};
+    loom_infer *inf = infer_new(m, &err);
+    assert_non_null(inf);
+    char plain[ANSWER_CAP], answer[ANSWER_CAP], again[ANSWER_CAP];
+    const infer_input cap = {.image = &g_img[1]};
+    assert_true(infer_answer_input(inf, &cap, 96, plain, sizeof plain, &err) > 0);
+    assert_string_equal(infer_caption(inf), "");
+    infer_input q = g_in[1]; /* scene1: what color is the circle? */
+    q.caption_first = 1;
+    assert_true(infer_answer_input(inf, &q, 96, answer, sizeof answer, &err) > 0);
+    printf("caption first: \"%s\" -> %s: %s\n", infer_caption(inf), q.prompt, answer);
+    assert_string_equal(infer_caption(inf), plain);
+    assert_int_equal(infer_answer_finish(inf), INFER_FINISH_STOP);
+    /* the positions: image, caption, question and answer all in one context */
+    assert_true(infer_prompt_tokens(inf) > (int32_t)strlen(q.prompt) / 4 + 8);
+    infer_input c2 = cap;
+    c2.caption_first = 1;
+    assert_true(infer_answer_input(inf, &c2, 96, again, sizeof again, &err) > 0);
+    assert_string_equal(again, plain);
+    assert_string_equal(infer_caption(inf), "");
+    infer_free(inf);
+    model_free(m);
+    free_inputs();
+}
+
 /* ---- the stepper, from threads ---- */
 
 typedef struct job {
@@ -253,6 +288,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_step_batch),
         cmocka_unit_test(test_stepper_threads),
+        cmocka_unit_test(test_caption_first),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

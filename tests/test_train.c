@@ -35,6 +35,7 @@
 #include "model/model.h"
 #include "train/ckpt.h"
 #include "train/data.h"
+#include "train/source.h"
 #include "train/train.h"
 
 static char g_dir[1024]; /* scratch directory for this run, removed at the end */
@@ -528,6 +529,62 @@ static void test_log_truncate(void **state) {
     assert_false(file_exists(path));
 }
 
+/* --caption-asks: caption rows go on with questions about the same image
+ * (the caption in context); at 0 they are the caption alone. Caption rows are
+ * those whose prompt is empty (<sep> right after </img>); each answer ends
+ * with an <eos> target. */
+static void caption_rows(float asks, int *n_rows, int *n_with_questions) {
+    loom_error err = {{0}};
+    tokenizer *tok = tokenizer_from_merges(NULL, 0, &err);
+    assert_non_null(tok);
+    decoder_config dc = decoder_default_config();
+    dc.d_model = 16, dc.n_layers = 1, dc.n_heads = 2, dc.n_kv_heads = 1, dc.d_ff = 16;
+    dc.vocab_size = tokenizer_vocab_size(tok), dc.max_seq = 256;
+    model_image_config img = {.patch_size = 8, .max_patch_rows = 8, .max_patch_cols = 8};
+    loom_model *m = model_new_ex(&dc, &img, NULL, tok, &err);
+    assert_non_null(m);
+    train_source src;
+    assert_int_equal(source_open(&src, "shapes", 0.0f, &err), 0);
+    src.caption_asks = asks;
+    const int32_t B = 64, T = 256;
+    assert_int_equal(source_prepare(&src, m, T, &err), 0);
+    fusion_batch fb;
+    memset(&fb, 0, sizeof fb);
+    assert_int_equal(fusion_batch_init(&fb, B, T, 8 * 8 * 3, (int64_t)B * 64, &err), 0);
+    loom_rng rng;
+    rng_seed(&rng, 9);
+    assert_int_equal(source_sample(&src, m, &rng, &fb, &err), 0);
+    *n_rows = *n_with_questions = 0;
+    for (int32_t b = 0; b < B; b++) {
+        const int32_t *t = fb.tokens + (size_t)b * T, *y = fb.targets + (size_t)b * T;
+        int32_t end = -1, eos = 0;
+        for (int32_t i = 0; i < fb.len[b]; i++) {
+            if (t[i] == TOKEN_IMG_END && end < 0) end = i;
+            eos += y[i] == TOKEN_EOS;
+        }
+        if (end < 0 || t[end + 1] != TOKEN_SEP) continue; /* a question row */
+        (*n_rows)++;
+        *n_with_questions += eos > 1;
+    }
+    fusion_batch_free(&fb);
+    source_close(&src);
+    model_free(m);
+}
+
+static void test_caption_asks(void **state) {
+    (void)state;
+    int rows, asked;
+    caption_rows(0.0f, &rows, &asked);
+    printf("caption_asks 0: %d caption rows of 64, %d with questions\n", rows, asked);
+    assert_true(rows > 16);
+    assert_int_equal(asked, 0);
+    caption_rows(1.0f, &rows, &asked);
+    printf("caption_asks 1: %d caption rows of 64, %d with questions\n", rows, asked);
+    assert_true(rows > 16);
+    /* all but those whose caption leaves no room for a question (byte tokens here) */
+    assert_true(asked >= rows * 3 / 4);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_truncate),
@@ -536,6 +593,7 @@ int main(void) {
         cmocka_unit_test(test_long_records_any_order),
         cmocka_unit_test(test_packed_windows),
         cmocka_unit_test(test_bad_corpora),
+        cmocka_unit_test(test_caption_asks),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

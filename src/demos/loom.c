@@ -52,6 +52,9 @@ static void train_usage(FILE *f) {
             "  --log PATH           CSV log (default MODEL.log.csv)\n"
             "  --resume             continue from the checkpoint if it exists\n"
             "  --stop-after N       checkpoint and stop after N steps of this run\n"
+            "  --caption-asks X     with --data shapes: share of the caption rows that go on\n"
+            "                       with questions, the caption in context (what ask\n"
+            "                       --caption-first does at inference; default 0)\n"
             "model:\n"
             "  --vocab N            tokenizer vocabulary incl. 288 specials+bytes (default %d)\n"
             "  --d-model N          width (default %d)\n"
@@ -152,6 +155,7 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     INT_OPT("--audio-conv-channels", audio.channels, 1, AUDIO_ENC_MAX_CHANNELS)
     FLT_OPT("--speech-frac", speech_frac, 0, 1)
     FLT_OPT("--spoken-questions", spoken_questions, 0, 1)
+    FLT_OPT("--caption-asks", caption_asks, 0, 1)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */

@@ -108,7 +108,8 @@ int cmd_caption(int argc, char **argv) {
 
 static void ask_usage(FILE *f) {
     fprintf(f,
-            "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE [--spoken MODE]) [-t N]\n"
+            "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE [--spoken MODE])\n"
+            "                [--caption-first] [-t N]\n"
             "\n"
             "Prints the model's answer to a question about an image, typed or spoken.\n"
             "\n"
@@ -118,6 +119,8 @@ static void ask_usage(FILE *f) {
             "  --audio FILE         the question spoken (WAV, FLAC, OGG, ...; any rate and\n"
             "                       channel count), for models with audio input\n"
             CLI_SPOKEN_HELP
+            "  --caption-first      the model captions the image, then answers with its\n"
+            "                       caption in context (models trained with --caption-asks)\n"
             "  -t, --threads N      threads (default: all cores)\n",
             CLI_SHAPES_MODEL);
 }
@@ -125,12 +128,16 @@ static void ask_usage(FILE *f) {
 int cmd_ask(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
     int64_t threads = 0;
-    int transcribe = 1;
+    int transcribe = 1, caption_first = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             ask_usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--caption-first")) {
+            caption_first = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "loom: ask: %s needs a value (see loom ask --help)\n", a);
@@ -175,7 +182,8 @@ int cmd_ask(int argc, char **argv) {
     int rc = 0;
     infer_input in = {.image = &img, .audio = audio ? &aud : NULL, .prompt = prompt,
                       .prompt_len = prompt ? strlen(prompt) : 0,
-                      .spoken = transcribe ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT};
+                      .spoken = transcribe ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT,
+                      .caption_first = caption_first};
     if (infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
         rc = cli_fail("ask", err.msg);
     else
@@ -228,6 +236,8 @@ static void eval_usage(FILE *f) {
             "  --n N                scenes per split and canvas size (default 50)\n"
             "  --seed S             first scene seed (default 0)\n"
             "  --questions K        questions per scene (default 3)\n"
+            "  --caption-first      answer each question after the model's own caption\n"
+            "                       (loom ask --caption-first)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every mistake\n",
             CLI_SHAPES_MODEL);
@@ -238,12 +248,13 @@ int cmd_eval(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "listen")) return cmd_eval_listen(argc - 1, argv + 1);
     const char *model = CLI_SHAPES_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
-    int verbose = 0;
+    int verbose = 0, caption_first = 0;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {NULL, "--n", CLI_INT, &n, 1, 1000000},
         {NULL, "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 40)},
         {NULL, "--questions", CLI_INT, &nq, 0, 64},
+        {NULL, "--caption-first", CLI_FLAG, &caption_first, 0, 0},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
         {0}};
@@ -308,8 +319,9 @@ int cmd_eval(int argc, char **argv) {
                 for (int64_t k = 0; k < nq; k++) {
                     shapes_question q;
                     if (shapes_question_sample_mix(&sc, &qrng, &q)) continue;
-                    if (infer_answer(inf, use, q.prompt, strlen(q.prompt), INFER_ANSWER_MAX_TOKENS, out,
-                                     sizeof out, &err) < 0) {
+                    const infer_input qin = {.image = use, .prompt = q.prompt, .prompt_len = strlen(q.prompt),
+                                             .caption_first = caption_first};
+                    if (infer_answer_input(inf, &qin, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
                         rc = cli_fail("eval", err.msg);
                         break;
                     }
@@ -325,8 +337,8 @@ int cmd_eval(int argc, char **argv) {
                 image_free(&jimg);
             }
     if (!rc) {
-        printf("loom eval: %s, %" PRId64 " scenes per split and size, %" PRId64 " questions each\n\n",
-               model, n, nq);
+        printf("loom eval: %s, %" PRId64 " scenes per split and size, %" PRId64 " questions each%s\n\n",
+               model, n, nq, caption_first ? ", answered after the model's own caption" : "");
         printf("%-8s %-6s %12s %12s\n", "split", "size", "caption EM", "VQA");
         for (int var = 0; var < N_VARIANTS; var++) {
             tally ct = {0}, vt = {0};

@@ -33,6 +33,7 @@ struct loom_infer {
     char spoken[INFER_PIECE_MAX];
     char transcript[INFER_PIECE_MAX];
     int32_t n_heard;   /* positions the transcription ran (its prefix and answer) */
+    char caption[INFER_PIECE_MAX]; /* caption_first: the caption answered with */
 };
 
 const loom_model *infer_model(const loom_infer *inf) { return inf->m; }
@@ -165,6 +166,40 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
 }
 
 const char *infer_transcript(const loom_infer *inf) { return inf->transcript; }
+const char *infer_caption(const loom_infer *inf) { return inf->caption; }
+
+/* caption_first: runs <bos> <img>..</img> <sep>, decodes the caption greedily
+ * through its <eos>, then the question and <sep>; the logits of that <sep>
+ * land in inf->logits, as prefill_input leaves them. */
+static int prefill_captioned(loom_infer *inf, const infer_input *in, loom_error *err) {
+    const loom_model *m = inf->m;
+    const infer_input image_only = {.image = in->image};
+    const size_t bad = utf8_invalid_at(in->prompt, in->prompt_len);
+    if (bad < in->prompt_len) return loom_error_set(err, "the prompt is not valid UTF-8 (byte %zu)", bad);
+    if (prefill_input(inf, inf->kc, &image_only, 0, inf->logits, err)) return -1;
+    const sampler_params greedy = {.temp = 0.0f};
+    size_t used = 0;
+    for (int32_t k = 0;; k++) {
+        const int32_t id = k < INFER_ANSWER_MAX_TOKENS
+                               ? sampler_sample(inf->logits, m->cfg.vocab_size, inf->allowed, greedy, NULL, inf->sample)
+                               : TOKEN_EOS; /* a caption that runs on ends here */
+        if (id < 0) return loom_error_set(err, "no caption token could be chosen");
+        if (decoder_step_token(&m->cfg, &m->w, inf->kc, id, inf->logits, err)) return -1;
+        if (id == TOKEN_EOS) break;
+        const int64_t pl = tokenizer_decode_token(m->tok, id, 0, inf->caption + used,
+                                                  sizeof inf->caption - 1 - used);
+        if (pl > 0) used += (size_t)pl;
+    }
+    inf->caption[used] = '\0';
+    size_t needed = 0;
+    const int32_t room = inf->kc->max_seq - inf->kc->n;
+    int64_t n = tokenizer_encode(m->tok, in->prompt, in->prompt_len, inf->ids, (size_t)m->cfg.max_seq, &needed, err);
+    if (n < 0 || n + 1 > room)
+        return loom_error_set(err, "the question does not fit the context after the image and its caption");
+    for (int64_t i = 0; i < n; i++)
+        if (decoder_step_token(&m->cfg, &m->w, inf->kc, inf->ids[i], inf->logits, err)) return -1;
+    return decoder_step_token(&m->cfg, &m->w, inf->kc, TOKEN_SEP, inf->logits, err);
+}
 
 /* For INFER_SPOKEN_TRANSCRIBE with something besides the audio (an image, or
  * an image to draw): transcribes the audio alone, then *out is *in with the
@@ -213,7 +248,9 @@ int infer_answer_begin(loom_infer *inf, const infer_input *in_, int32_t max_toke
     inf->n_answer = 0;
     inf->n_prefix = 0;
     inf->pending = -1;
-    if (prefill_input(inf, inf->kc, in, 0, inf->logits, err)) {
+    inf->caption[0] = '\0';
+    const int captioned = in->caption_first && in->image && !in->audio && in->prompt && in->prompt_len;
+    if (captioned ? prefill_captioned(inf, in, err) : prefill_input(inf, inf->kc, in, 0, inf->logits, err)) {
         if (inf->transcript[0]) loom_error_wrap(err, "the spoken question, heard as \"%.80s\"", inf->transcript);
         return -1;
     }

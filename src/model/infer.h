@@ -46,11 +46,18 @@ typedef struct infer_input {
     const char *prompt;
     size_t prompt_len;
     infer_spoken spoken;       /* 0: direct */
+    int caption_first;         /* with an image and a typed (or transcribed) question: the
+                                * model captions the image first and answers with its own
+                                * caption in context (infer_caption):
+                                * <bos> <img>..</img> <sep> caption <eos> question <sep> */
 } infer_input;
 
 /* The transcript a TRANSCRIBE request was answered from (empty otherwise):
  * valid until the next request on inf. */
 const char *infer_transcript(const loom_infer *inf);
+/* The caption a caption_first request answered with ("" otherwise): valid
+ * until the next request on inf. */
+const char *infer_caption(const loom_infer *inf);
 
 /* Greedy answer to in. Writes a NUL-terminated string (truncated to cap).
  * Returns its length, or -1. */

@@ -120,6 +120,7 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
     memset(s, 0, sizeof *s);
     s->eval_frac = eval_frac;
     s->caption_frac = 0.5f;
+    s->caption_asks = 0.0f;
     s->turns = 4;
     s->gen_frac = 0.35f;
     s->gen_drop = 0.25f;
@@ -355,8 +356,6 @@ static int set_record(const loom_model *m, fusion_batch *fb, int32_t b, const lo
     return set_record_audio(m, fb, b, img, NULL, 0, prompt, answer, err);
 }
 
-/* One Shapes World record of a split from rng: a caption (caption_frac of
- * the time) or a question of the mix, on a canvas of a random spec size. */
 /* Room for B pending generation rows. */
 static int gen_reserve(train_source *s, const loom_model *m, int32_t B, loom_error *err) {
     if (s->gen_cap >= B) return 0;
@@ -517,6 +516,33 @@ static int speech_record(train_source *s, const loom_model *m, fusion_batch *fb,
     return loom_error_set(err, "spoken rows do not fit the sequence length %d: raise --seq", fb->T);
 }
 
+/* Appends distinct questions about sc to row b as further turns while they
+ * fit, until the row holds s->turns questions; asked[0 .. n_asked) are the
+ * questions already in it. */
+static int add_questions(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                         const shapes_scene *sc, loom_rng *rng, char (*asked)[SHAPES_PROMPT_MAX],
+                         int32_t n_asked, loom_error *err) {
+    shapes_question q;
+    for (int tries = 0; tries < 4 * SOURCE_MAX_TURNS && n_asked < s->turns && n_asked < SOURCE_MAX_TURNS; tries++) {
+        if (shapes_question_sample_mix(sc, rng, &q)) return loom_error_set(err, "shapes: no question");
+        int dup = 0;
+        for (int32_t i = 0; i < n_asked; i++) dup |= strcmp(asked[i], q.prompt) == 0;
+        if (dup) continue;
+        int32_t ptok[SHAPES_PROMPT_MAX], atok[SHAPES_ANSWER_MAX], np, na;
+        if ((np = encode(m, q.prompt, ptok, SHAPES_PROMPT_MAX, err)) < 0 || (na = encode(m, q.answer, atok, SHAPES_ANSWER_MAX, err)) < 0)
+            return -1;
+        if (fb->len[b] + np + na + 2 > fb->T) break;
+        if (fusion_batch_add_turn(fb, b, ptok, np, atok, na, err)) return -1;
+        snprintf(asked[n_asked++], sizeof asked[0], "%s", q.prompt);
+    }
+    return 0;
+}
+
+/* One Shapes World record of a split from rng, on a canvas of a random spec
+ * size: a caption (caption_frac of the time; caption_asks of those go on with
+ * questions, the caption in context) or questions of the mix, as many
+ * distinct ones as fit (the image's positions are paid for once and serve
+ * every answer); or a spoken or a generation row (speech_frac, gen_frac). */
 static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
                          enum shapes_split split, loom_rng *rng, loom_error *err) {
     shapes_scene sc;
@@ -530,32 +556,21 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
     if (shapes_scene_layout(&sc, W, H, rng, err) || shapes_render(&sc, s->rgb, rng, err)) return -1;
     loom_image img = {.width = W, .height = H, .rgb = s->rgb};
     char caption[SHAPES_CAPTION_MAX];
+    char asked[SOURCE_MAX_TURNS][SHAPES_PROMPT_MAX];
     if (rng_uniform(rng) < s->caption_frac) {
         if (shapes_caption(&sc, caption, sizeof caption) < 0)
             return loom_error_set(err, "shapes: caption too long");
-        return set_record(m, fb, b, &img, s->patches, "", caption, err);
+        if (set_record(m, fb, b, &img, s->patches, "", caption, err)) return -1;
+        /* (no draw unless asked for: older recipes keep their data stream) */
+        if (s->caption_asks > 0 && rng_uniform(rng) < s->caption_asks)
+            return add_questions(s, m, fb, b, &sc, rng, asked, 0, err);
+        return 0;
     }
     shapes_question q;
     if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");
     if (set_record(m, fb, b, &img, s->patches, q.prompt, q.answer, err)) return -1;
-    /* More distinct questions about the same image while they fit: the
-     * image's positions are paid for once and serve every answer. */
-    char asked[SOURCE_MAX_TURNS][SHAPES_PROMPT_MAX];
-    int32_t n_asked = 0;
-    snprintf(asked[n_asked++], sizeof asked[0], "%s", q.prompt);
-    for (int tries = 0; tries < 4 * SOURCE_MAX_TURNS && n_asked < s->turns && n_asked < SOURCE_MAX_TURNS; tries++) {
-        if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");
-        int dup = 0;
-        for (int32_t i = 0; i < n_asked; i++) dup |= strcmp(asked[i], q.prompt) == 0;
-        if (dup) continue;
-        int32_t ptok[SHAPES_PROMPT_MAX], atok[SHAPES_ANSWER_MAX], np, na;
-        if ((np = encode(m, q.prompt, ptok, SHAPES_PROMPT_MAX, err)) < 0 || (na = encode(m, q.answer, atok, SHAPES_ANSWER_MAX, err)) < 0)
-            return -1;
-        if (fb->len[b] + np + na + 2 > fb->T) break;
-        if (fusion_batch_add_turn(fb, b, ptok, np, atok, na, err)) return -1;
-        snprintf(asked[n_asked++], sizeof asked[0], "%s", q.prompt);
-    }
-    return 0;
+    snprintf(asked[0], sizeof asked[0], "%s", q.prompt);
+    return add_questions(s, m, fb, b, &sc, rng, asked, 1, err);
 }
 
 static int manifest_row(train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,

@@ -43,6 +43,8 @@ typedef struct train_source {
     source_kind kind;
     float eval_frac;
     float caption_frac;          /* shapes: fraction of caption records */
+    float caption_asks;          /* shapes: share of caption records that go on with questions
+                                    (the caption in context, as infer's caption_first) */
     int32_t turns;               /* shapes: questions per question record (at most 8) */
     float gen_frac;              /* shapes + image output: fraction of generation rows */
     float gen_drop;              /* each stated attribute left out with this probability */

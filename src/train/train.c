@@ -316,6 +316,7 @@ int train_run(const train_options *o, loom_error *err) {
     if (source_open(&src, o->data, o->eval_frac, err)) return -1;
     src.speech_frac = o->speech_frac;
     src.spoken_questions = o->spoken_questions;
+    src.caption_asks = o->caption_asks;
     if (o->speech && source_add_speech(&src, o->speech, err)) {
         source_close(&src);
         return -1;
