@@ -215,9 +215,17 @@ expect "ask: needs --image and -p" 1 err "loom: ask: --image and -p (or --audio)
 expect "ask: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" -p "how many objects are there?" -t 1
 expect "ask --caption-first: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" \
     -p "how many objects are there?" --caption-first -t 1
+expect "ask --contrast: answers" 0 out -- "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" \
+    -p "how many objects are there?" --contrast 0.5 -t 1
+expect "ask --contrast with --caption-first: refused" 1 err "contrastive decoding does not go with caption first" -- \
+    "$loom" ask -m "$imodel" --image "$tmp/shapes/images/000000.png" -p "how many objects are there?" --contrast 0.5 --caption-first
+expect "caption --contrast: a line per image" 0 out -- "$loom" caption -m "$imodel" --contrast 0.5 -t 1 "$tmp/shapes/images/000000.png"
+expect "caption --contrast: not a number" 1 err "loom: --contrast" -- "$loom" caption -m "$imodel" --contrast x "$tmp/shapes/images/000000.png"
 expect "ask: missing image" 1 err "loom: $tmp/none.png:" -- "$loom" ask -m "$imodel" --image "$tmp/none.png" -p "x"
 expect "eval: runs and reports every split" 0 out "test" "combos" "jpeg75" "count_shape" -- "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1
 expect "eval --help" 0 out "usage: loom eval" -- "$loom" eval --help
+expect "eval --contrast: says so" 0 out "image-contrastive decoding, contrast 0.5" -- \
+    "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1 --contrast 0.5
 expect "eval --caption-first: says so" 0 out "answered after the model's own caption" "count_shape" -- \
     "$loom" eval -m "$imodel" --n 1 --questions 1 -t 1 --caption-first
 

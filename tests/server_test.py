@@ -200,6 +200,12 @@ def run(port):
         want = cli("caption", "-m", MODEL, img)
         got = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else None
         check("caption scene%d: server = CLI" % i, got == want, "%r vs %r" % (got, want))
+    # image-contrastive decoding: the same as loom caption --contrast
+    img = os.path.join(EX, "scene2.png")
+    st, _, body = chat(port, [image_part(img)], contrast=0.5)
+    want = cli("caption", "-m", MODEL, "--contrast", "0.5", img)
+    got = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else None
+    check("caption with contrast 0.5: server = CLI (%r)" % want, got == want, "%r vs %r" % (got, want))
     # streamed: the deltas add up to the same answer
     st, ct, body = chat(port, [image_part(scene)], stream=True, stream_options={"include_usage": True})
     text, finish, done = sse_text(body)
@@ -297,6 +303,9 @@ def run(port):
          "application/json", 400, "response_format must be b64_json"),
         ("too many images", "POST", "/v1/images/generations", '{"prompt":"a red circle","n":1000}',
          "application/json", 400, "n must be an integer from 1 to 8"),
+        ("contrast not a number", "POST", "/v1/chat/completions",
+         json.dumps({"messages": [{"role": "user", "content": "hi"}], "contrast": "high"}), "application/json", 400,
+         "contrast must be a number"),
         ("image tries out of range", "POST", "/v1/images/generations", '{"prompt":"a red circle","tries":0}',
          "application/json", 400, "tries must be an integer from 1 to 64"),
         ("transcription not multipart", "POST", "/v1/audio/transcriptions", "{}", "application/json", 415, "multipart/form-data"),

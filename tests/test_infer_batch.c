@@ -110,7 +110,7 @@ static void answers_alone(const loom_model *m, char (*alone)[ANSWER_CAP], infer_
     infer_free(inf);
 }
 
-static void check_step_batch(const char *label, const loom_model *m) {
+static void check_step_batch(const char *label, const loom_model *m, int32_t batch_max) {
     loom_error err = {{0}};
     char alone[NQ][ANSWER_CAP], together[NQ][ANSWER_CAP], piece[INFER_PIECE_MAX];
     infer_finish fin[NQ];
@@ -120,7 +120,7 @@ static void check_step_batch(const char *label, const loom_model *m) {
         assert_non_null(inf[i] = infer_new(m, &err));
         together[i][0] = '\0';
     }
-    infer_batch *b = infer_batch_new(m, NQ, &err);
+    infer_batch *b = infer_batch_new(m, batch_max, &err);
     assert_non_null(b);
     /* query i joins at step 2 i, so rows are at different positions and the
      * batch grows and shrinks as answers start and end */
@@ -169,11 +169,11 @@ static void test_step_batch(void **state) {
     loom_threads_set(2);
     load_inputs();
     loom_model *m = test_load_shipped_model();
-    check_step_batch("fp32", m);
+    check_step_batch("fp32", m, NQ);
     loom_error err = {{0}};
     loom_model *q = model_quantize(m, 32, 0, &err);
     if (!q) fail_msg("%s", err.msg);
-    check_step_batch("int8", q);
+    check_step_batch("int8", q, NQ);
     model_free(q);
     model_free(m);
     free_inputs();
@@ -210,6 +210,20 @@ static void test_caption_first(void **state) {
     assert_string_equal(again, plain);
     assert_string_equal(infer_caption(inf), "");
     infer_free(inf);
+    model_free(m);
+    free_inputs();
+}
+
+/* Contrastive answers (a second, image-free cache each) batched equal
+ * themselves alone; with room for 4 rows, 4 answers with their image-free
+ * caches make 8, so the steps run in chunks. */
+static void test_contrast_batch(void **state) {
+    (void)state;
+    loom_threads_set(2);
+    load_inputs();
+    for (int i = 0; i < NQ; i++) g_in[i].contrast = 0.5f;
+    loom_model *m = test_load_shipped_model();
+    check_step_batch("fp32, contrast 0.5, 4 rows a step", m, 4);
     model_free(m);
     free_inputs();
 }
@@ -289,6 +303,7 @@ int main(void) {
         cmocka_unit_test(test_step_batch),
         cmocka_unit_test(test_stepper_threads),
         cmocka_unit_test(test_caption_first),
+        cmocka_unit_test(test_contrast_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,14 @@ int cli_parse(const char *cmd, int argc, char **argv, const cli_opt *opts, char 
 /* The model caption, ask, imagine, listen, eval and serve use without -m. */
 #define CLI_SHAPES_MODEL "models/loom-shapes.safetensors"
 
+/* --contrast A (caption, ask, eval): infer_input.contrast */
+#define CLI_CONTRAST_MIN (-10.0f)
+#define CLI_CONTRAST_MAX 10.0f
+#define CLI_CONTRAST_HELP \
+    "  --contrast A         image-contrastive decoding: each token from (1+A) l - A l0,\n" \
+    "                       l the logits with the image, l0 without it, so the text's\n" \
+    "                       habits count less than the image (default 0: off)\n"
+
 /* Loads a model and an inference context for it (inf may be NULL: none),
  * or prints why not ("loom: PATH: ...") and returns NULL. need: CLI_NEED_* bits. */
 struct loom_model;

@@ -26,13 +26,14 @@
 
 static void caption_usage(FILE *f) {
     fprintf(f,
-            "usage: loom caption [-m MODEL] [-t N] IMAGE...\n"
+            "usage: loom caption [-m MODEL] [--contrast A] [-t N] IMAGE...\n"
             "\n"
             "Prints one caption per image, one line each, in order (PNG, JPEG, BMP, GIF, TGA,\n"
             "PNM). The model is loaded once. An image that cannot be read is reported on\n"
             "stderr, its line is left empty, and the exit status is 1.\n"
             "\n"
             "  -m, --model FILE     model (default %s)\n"
+            CLI_CONTRAST_HELP
             "  -t, --threads N      threads (default: all cores)\n",
             CLI_SHAPES_MODEL);
 }
@@ -40,6 +41,7 @@ static void caption_usage(FILE *f) {
 int cmd_caption(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL;
     int64_t threads = 0;
+    float contrast = 0.0f;
     int first = 0, n_images = 0;
     char **images = calloc((size_t)argc, sizeof *images);
     if (!images) return cli_fail("caption", "out of memory");
@@ -50,13 +52,19 @@ int cmd_caption(int argc, char **argv) {
             free(images);
             return 0;
         }
-        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") || !strcmp(a, "--threads")) {
+        if (!strcmp(a, "-m") || !strcmp(a, "--model") || !strcmp(a, "-t") || !strcmp(a, "--threads") ||
+            !strcmp(a, "--contrast")) {
             if (i + 1 >= argc) {
                 free(images);
                 fprintf(stderr, "loom: caption: %s needs a value\n", a);
                 return 1;
             }
-            if (a[1] == 'm' || a[2] == 'm') model = argv[++i];
+            if (!strcmp(a, "--contrast")) {
+                if (cli_float(a, argv[++i], CLI_CONTRAST_MIN, CLI_CONTRAST_MAX, &contrast)) {
+                    free(images);
+                    return 1;
+                }
+            } else if (a[1] == 'm' || a[2] == 'm') model = argv[++i];
             else if (cli_int(a, argv[++i], 0, 1024, &threads)) {
                 free(images);
                 return 1;
@@ -87,8 +95,9 @@ int cmd_caption(int argc, char **argv) {
     for (int i = 0; i < n_images; i++) {
         loom_error err = {{0}};
         loom_image img = {0};
+        const infer_input in = {.image = &img, .contrast = contrast};
         if (image_load_file(images[i], &img, &err) ||
-            infer_answer(inf, &img, "", 0, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+            infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
             cli_fail(images[i], err.msg);
             printf("\n");
             rc = 1;
@@ -109,7 +118,7 @@ int cmd_caption(int argc, char **argv) {
 static void ask_usage(FILE *f) {
     fprintf(f,
             "usage: loom ask [-m MODEL] --image IMAGE (-p QUESTION | --audio FILE [--spoken MODE])\n"
-            "                [--caption-first] [-t N]\n"
+            "                [--caption-first | --contrast A] [-t N]\n"
             "\n"
             "Prints the model's answer to a question about an image, typed or spoken.\n"
             "\n"
@@ -121,6 +130,7 @@ static void ask_usage(FILE *f) {
             CLI_SPOKEN_HELP
             "  --caption-first      the model captions the image, then answers with its\n"
             "                       caption in context (models trained with --caption-asks)\n"
+            CLI_CONTRAST_HELP
             "  -t, --threads N      threads (default: all cores)\n",
             CLI_SHAPES_MODEL);
 }
@@ -129,6 +139,7 @@ int cmd_ask(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL, *image = NULL, *prompt = NULL, *audio = NULL;
     int64_t threads = 0;
     int transcribe = 1, caption_first = 0;
+    float contrast = 0.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -152,6 +163,8 @@ int cmd_ask(int argc, char **argv) {
             if (cli_spoken(v, &transcribe)) return 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
             if (cli_int(a, v, 0, 1024, &threads)) return 1;
+        } else if (!strcmp(a, "--contrast")) {
+            if (cli_float(a, v, CLI_CONTRAST_MIN, CLI_CONTRAST_MAX, &contrast)) return 1;
         } else {
             fprintf(stderr, "loom: ask: unknown option %s (see loom ask --help)\n", a);
             return 1;
@@ -183,7 +196,7 @@ int cmd_ask(int argc, char **argv) {
     infer_input in = {.image = &img, .audio = audio ? &aud : NULL, .prompt = prompt,
                       .prompt_len = prompt ? strlen(prompt) : 0,
                       .spoken = transcribe ? INFER_SPOKEN_TRANSCRIBE : INFER_SPOKEN_DIRECT,
-                      .caption_first = caption_first};
+                      .caption_first = caption_first, .contrast = contrast};
     if (infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0)
         rc = cli_fail("ask", err.msg);
     else
@@ -238,6 +251,8 @@ static void eval_usage(FILE *f) {
             "  --questions K        questions per scene (default 3)\n"
             "  --caption-first      answer each question after the model's own caption\n"
             "                       (loom ask --caption-first)\n"
+            "  --contrast A         captions and answers with image-contrastive decoding\n"
+            "                       (loom caption/ask --contrast; default 0: off)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  -v, --verbose        print every mistake\n",
             CLI_SHAPES_MODEL);
@@ -249,12 +264,14 @@ int cmd_eval(int argc, char **argv) {
     const char *model = CLI_SHAPES_MODEL;
     int64_t n = 50, seed = 0, nq = 3, threads = 0;
     int verbose = 0, caption_first = 0;
+    float contrast = 0.0f;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {NULL, "--n", CLI_INT, &n, 1, 1000000},
         {NULL, "--seed", CLI_INT, &seed, 0, (double)(INT64_C(1) << 40)},
         {NULL, "--questions", CLI_INT, &nq, 0, 64},
         {NULL, "--caption-first", CLI_FLAG, &caption_first, 0, 0},
+        {NULL, "--contrast", CLI_FLOAT, &contrast, CLI_CONTRAST_MIN, CLI_CONTRAST_MAX},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {"-v", "--verbose", CLI_FLAG, &verbose, 0, 0},
         {0}};
@@ -305,7 +322,8 @@ int cmd_eval(int argc, char **argv) {
                     }
                     use = &jimg;
                 }
-                if (infer_answer(inf, use, "", 0, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
+                const infer_input cin = {.image = use, .contrast = contrast};
+                if (infer_answer_input(inf, &cin, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
                     rc = cli_fail("eval", err.msg);
                     image_free(&jimg);
                     break;
@@ -320,7 +338,7 @@ int cmd_eval(int argc, char **argv) {
                     shapes_question q;
                     if (shapes_question_sample_mix(&sc, &qrng, &q)) continue;
                     const infer_input qin = {.image = use, .prompt = q.prompt, .prompt_len = strlen(q.prompt),
-                                             .caption_first = caption_first};
+                                             .caption_first = caption_first, .contrast = contrast};
                     if (infer_answer_input(inf, &qin, INFER_ANSWER_MAX_TOKENS, out, sizeof out, &err) < 0) {
                         rc = cli_fail("eval", err.msg);
                         break;
@@ -339,6 +357,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc) {
         printf("loom eval: %s, %" PRId64 " scenes per split and size, %" PRId64 " questions each%s\n\n",
                model, n, nq, caption_first ? ", answered after the model's own caption" : "");
+        if (contrast != 0.0f) printf("image-contrastive decoding, contrast %g\n\n", (double)contrast);
         printf("%-8s %-6s %12s %12s\n", "split", "size", "caption EM", "VQA");
         for (int var = 0; var < N_VARIANTS; var++) {
             tally ct = {0}, vt = {0};

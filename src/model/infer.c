@@ -12,7 +12,8 @@
 struct loom_infer {
     const loom_model *m;
     decoder_cache *kc;
-    decoder_cache *kc_uncond; /* classifier-free guidance: the empty prompt's cache (lazy) */
+    decoder_cache *kc_uncond; /* classifier-free guidance: the empty prompt's cache; contrast:
+                                 the input without its image (lazy) */
     decoder_acts *acts;  /* (1, max_seq): the prompt runs as one batch (decoder_prefill) */
     fusion_batch fb;   /* one row of max_seq positions */
     float *x0;         /* (max_seq, C) */
@@ -21,7 +22,8 @@ struct loom_infer {
     float *sample;     /* (2V) sampler scratch */
     uint8_t *allowed;  /* (V) text tokens and <eos> */
     uint8_t *allowed_codes; /* (V) image codes, or NULL without image output */
-    float *logits_uncond;   /* (V) */
+    float *logits_uncond;   /* (V) the logits of kc_uncond (lazy without image output) */
+    float contrast;         /* the answer's contrast (infer_input.contrast), 0 = off */
     int32_t *ids;      /* (max_seq) prompt tokens */
     /* incremental answering (infer_answer_begin / next) */
     int32_t max_tokens, n_prefix, n_answer;
@@ -249,10 +251,24 @@ int infer_answer_begin(loom_infer *inf, const infer_input *in_, int32_t max_toke
     inf->n_prefix = 0;
     inf->pending = -1;
     inf->caption[0] = '\0';
+    inf->contrast = 0.0f;
     const int captioned = in->caption_first && in->image && !in->audio && in->prompt && in->prompt_len;
+    if (captioned && in->contrast != 0.0f)
+        return loom_error_set(err, "contrastive decoding does not go with caption first");
     if (captioned ? prefill_captioned(inf, in, err) : prefill_input(inf, inf->kc, in, 0, inf->logits, err)) {
         if (inf->transcript[0]) loom_error_wrap(err, "the spoken question, heard as \"%.80s\"", inf->transcript);
         return -1;
+    }
+    if (in->contrast != 0.0f && in->image) {
+        /* the same input without its image, in its own cache */
+        const loom_model *m = inf->m;
+        infer_input plain = *in;
+        plain.image = NULL;
+        if (!inf->kc_uncond && !(inf->kc_uncond = decoder_cache_new(&m->cfg, m->cfg.max_seq, err))) return -1;
+        if (!inf->logits_uncond && !(inf->logits_uncond = floats_alloc((size_t)m->cfg.vocab_size)))
+            return loom_error_set(err, "out of memory");
+        if (prefill_input(inf, inf->kc_uncond, &plain, 0, inf->logits_uncond, err)) return -1;
+        inf->contrast = in->contrast;
     }
     inf->n_prefix = (int32_t)inf->kc->n;
     inf->max_tokens = max_tokens;
@@ -295,6 +311,11 @@ int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err) {
         return inf->n_held ? flush_held(inf, out, 0) : INFER_DONE;
     }
     sampler_params greedy = {.temp = 0.0f};
+    if (inf->contrast != 0.0f) {
+        const float a = inf->contrast;
+        for (int32_t v = 0; v < m->cfg.vocab_size; v++)
+            inf->logits[v] = (1.0f + a) * inf->logits[v] - a * inf->logits_uncond[v];
+    }
     const int32_t id = sampler_sample(inf->logits, m->cfg.vocab_size, inf->allowed, greedy, NULL, inf->sample);
     if (id < 0 || id == TOKEN_EOS) {
         inf->finish = INFER_FINISH_STOP;
@@ -324,7 +345,7 @@ int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err) {
     out[used] = '\0';
     inf->n_held = n - keep;
     memcpy(inf->held, buf + keep, (size_t)inf->n_held);
-    if (inf->kc->n >= inf->kc->max_seq) {
+    if (inf->kc->n >= inf->kc->max_seq || (inf->contrast != 0.0f && inf->kc_uncond->n >= inf->kc_uncond->max_seq)) {
         inf->finish = INFER_FINISH_LENGTH;
         return flush_held(inf, out, used);
     }
@@ -339,7 +360,9 @@ int64_t infer_answer_next(loom_infer *inf, char *out, loom_error *err) {
     if (used < 0 || inf->pending < 0) return used;
     const int32_t id = inf->pending;
     inf->pending = -1;
-    if (decoder_step_token(&inf->m->cfg, &inf->m->w, inf->kc, id, inf->logits, err)) {
+    if (decoder_step_token(&inf->m->cfg, &inf->m->w, inf->kc, id, inf->logits, err) ||
+        (inf->contrast != 0.0f &&
+         decoder_step_token(&inf->m->cfg, &inf->m->w, inf->kc_uncond, id, inf->logits_uncond, err))) {
         inf->finish = INFER_FINISH_LENGTH;
         return -1;
     }
@@ -353,6 +376,8 @@ struct infer_batch {
     decoder_batch *db;
     float *x, *logits;  /* (max, C), (max, V) */
     decoder_cache **kc; /* (max) */
+    loom_infer **row_inf; /* (max) the answer of each row */
+    uint8_t *row_second;  /* (max) 1: the row is that answer's image-free cache (contrast) */
     int32_t max;
 };
 
@@ -368,7 +393,9 @@ infer_batch *infer_batch_new(const loom_model *m, int32_t max_seqs, loom_error *
     b->x = floats_alloc((size_t)max_seqs * m->cfg.d_model);
     b->logits = floats_alloc((size_t)max_seqs * m->cfg.vocab_size);
     b->kc = malloc((size_t)max_seqs * sizeof *b->kc);
-    if (!b->x || !b->logits || !b->kc) {
+    b->row_inf = malloc((size_t)max_seqs * sizeof *b->row_inf);
+    b->row_second = malloc((size_t)max_seqs);
+    if (!b->x || !b->logits || !b->kc || !b->row_inf || !b->row_second) {
         infer_batch_free(b);
         return loom_error_set(err, "out of memory"), NULL;
     }
@@ -381,33 +408,53 @@ void infer_batch_free(infer_batch *b) {
     free(b->x);
     free(b->logits);
     free(b->kc);
+    free(b->row_inf);
+    free(b->row_second);
     free(b);
+}
+
+/* Runs the batch's k rows through the decoder and hands each its logits. */
+static int step_rows(infer_batch *b, int32_t k, loom_error *err) {
+    const loom_model *m = b->m;
+    const int32_t V = m->cfg.vocab_size;
+    const int rc = decoder_step_batch(&m->cfg, &m->w, b->kc, k, b->db, b->x, b->logits, err);
+    for (int32_t r = 0; r < k; r++) {
+        loom_infer *inf = b->row_inf[r];
+        if (rc) inf->finish = INFER_FINISH_LENGTH;
+        else memcpy(b->row_second[r] ? inf->logits_uncond : inf->logits, b->logits + (size_t)r * V,
+                    (size_t)V * sizeof(float));
+    }
+    return rc;
 }
 
 int infer_answer_step_batch(infer_batch *b, loom_infer *const *infs, int32_t n, loom_error *err) {
     const loom_model *m = b->m;
-    const int32_t C = m->cfg.d_model, V = m->cfg.vocab_size;
+    const int32_t C = m->cfg.d_model;
     if (n < 0 || n > b->max) return loom_error_set(err, "batch of %d answers (room for %d)", n, b->max);
     for (int32_t i = 0; i < n; i++)
         if (infs[i]->m != m) return loom_error_set(err, "answers of different models in one batch");
+    /* a row per pending answer, and one more for a contrastive answer's
+     * image-free cache; at most b->max rows per decoder step */
+    int rc = 0;
     int32_t k = 0;
     for (int32_t i = 0; i < n; i++) {
         loom_infer *inf = infs[i];
         if (inf->pending < 0) continue;
-        memcpy(b->x + (size_t)k * C, m->w.tok_emb + (size_t)inf->pending * C, (size_t)C * sizeof(float));
-        b->kc[k++] = inf->kc;
+        for (int second = 0; second <= (inf->contrast != 0.0f); second++) {
+            if (k == b->max) {
+                rc |= step_rows(b, k, err);
+                k = 0;
+            }
+            memcpy(b->x + (size_t)k * C, m->w.tok_emb + (size_t)inf->pending * C, (size_t)C * sizeof(float));
+            b->kc[k] = second ? inf->kc_uncond : inf->kc;
+            b->row_inf[k] = inf;
+            b->row_second[k] = (uint8_t)second;
+            k++;
+        }
     }
-    if (k == 0) return 0;
-    const int rc = decoder_step_batch(&m->cfg, &m->w, b->kc, k, b->db, b->x, b->logits, err);
-    for (int32_t i = 0, r = 0; i < n; i++) {
-        loom_infer *inf = infs[i];
-        if (inf->pending < 0) continue;
-        inf->pending = -1;
-        if (rc) inf->finish = INFER_FINISH_LENGTH;
-        else memcpy(inf->logits, b->logits + (size_t)r * V, (size_t)V * sizeof(float));
-        r++;
-    }
-    return rc;
+    if (k) rc |= step_rows(b, k, err);
+    for (int32_t i = 0; i < n; i++) infs[i]->pending = -1;
+    return rc ? -1 : 0;
 }
 
 infer_finish infer_answer_finish(const loom_infer *inf) { return inf->finish; }

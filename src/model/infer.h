@@ -50,6 +50,12 @@ typedef struct infer_input {
                                 * model captions the image first and answers with its own
                                 * caption in context (infer_caption):
                                 * <bos> <img>..</img> <sep> caption <eos> question <sep> */
+    float contrast;            /* with an image: image-contrastive decoding (as visual
+                                * contrastive decoding): each answer token is chosen from
+                                * (1 + a) l - a l0, l the logits with the image and l0 those
+                                * of the same input without it, so what the text alone would
+                                * say counts less than what the image shows. 0: off. Not with
+                                * caption_first. */
 } infer_input;
 
 /* The transcript a TRANSCRIBE request was answered from (empty otherwise):
