@@ -1,5 +1,6 @@
 #include "model/infer.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -312,9 +313,17 @@ int64_t infer_answer_emit(loom_infer *inf, char *out, loom_error *err) {
     }
     sampler_params greedy = {.temp = 0.0f};
     if (inf->contrast != 0.0f) {
+        /* only tokens the image's logits find plausible (within log(INFER_CONTRAST_CUTOFF)
+         * of the best allowed one) compete: the contrast reorders them, never promotes
+         * what neither context would say */
         const float a = inf->contrast;
+        float best = -INFINITY;
         for (int32_t v = 0; v < m->cfg.vocab_size; v++)
-            inf->logits[v] = (1.0f + a) * inf->logits[v] - a * inf->logits_uncond[v];
+            if (inf->allowed[v] && inf->logits[v] > best) best = inf->logits[v];
+        const float floor_ = best + logf(INFER_CONTRAST_CUTOFF);
+        for (int32_t v = 0; v < m->cfg.vocab_size; v++)
+            inf->logits[v] = inf->logits[v] >= floor_ ? (1.0f + a) * inf->logits[v] - a * inf->logits_uncond[v]
+                                                       : -INFINITY;
     }
     const int32_t id = sampler_sample(inf->logits, m->cfg.vocab_size, inf->allowed, greedy, NULL, inf->sample);
     if (id < 0 || id == TOKEN_EOS) {

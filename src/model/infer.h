@@ -22,6 +22,9 @@
 
 typedef struct loom_infer loom_infer;
 
+/* infer_input.contrast's plausibility cutoff (as visual contrastive decoding's beta) */
+#define INFER_CONTRAST_CUTOFF 0.1f
+
 /* The answer length every front end uses unless told otherwise (CLI, server). */
 #define INFER_ANSWER_MAX_TOKENS 96
 
@@ -54,8 +57,9 @@ typedef struct infer_input {
                                 * contrastive decoding): each answer token is chosen from
                                 * (1 + a) l - a l0, l the logits with the image and l0 those
                                 * of the same input without it, so what the text alone would
-                                * say counts less than what the image shows. 0: off. Not with
-                                * caption_first. */
+                                * say counts less than what the image shows. Only tokens whose
+                                * probability with the image is at least INFER_CONTRAST_CUTOFF
+                                * times the likeliest's compete. 0: off. Not with caption_first. */
 } infer_input;
 
 /* The transcript a TRANSCRIBE request was answered from (empty otherwise):
