@@ -4,6 +4,7 @@
 #
 #   eval.txt                loom eval --n 25 --questions 3   (captions, VQA)
 #   eval-caption-first.txt  the same, each answer after the model's own caption
+#   eval-contrast*.txt      the same, image-contrastive decoding at 0.5 and 1
 #   imagine-*.txt           loom eval imagine --n 100: single draws at temperature 1, greedy,
 #                           guidance 3, guidance 3 at temperature 0.7; then the defaults
 #                           (guidance 3, temperature 0.7, up to 4 draws read back) and 8 draws
@@ -29,6 +30,8 @@ run() { # NAME COMMAND...: runs it, keeps its output and time
 : >"$out/times.txt"
 run eval "$loom" eval -m "$model" --n 25 --questions 3
 run eval-caption-first "$loom" eval -m "$model" --n 25 --questions 3 --caption-first
+run eval-contrast0.5 "$loom" eval -m "$model" --n 25 --questions 3 --contrast 0.5
+run eval-contrast1 "$loom" eval -m "$model" --n 25 --questions 3 --contrast 1
 run imagine-temp1 "$loom" eval imagine -m "$model" --n 100 --temp 1 --cfg 1 --tries 1
 run imagine-greedy "$loom" eval imagine -m "$model" --n 100 --temp 0 --cfg 1 --tries 1
 run imagine-cfg3 "$loom" eval imagine -m "$model" --n 100 --temp 1 --cfg 3 --tries 1
@@ -49,7 +52,7 @@ rm -f "$q8"
 all() { awk '$1 == "all" {print $2}' "$out/$1.txt"; }
 split_row() { awk -v s="$2" '$1 == s && $2 == "all" {print $3 " captions, " $4 " VQA"}' "$out/$1.txt"; }
 echo "== $model"
-for f in eval eval-caption-first q8-eval; do
+for f in eval eval-caption-first eval-contrast0.5 eval-contrast1 q8-eval; do
     for s in test combos jpeg75; do echo "$f $s: $(split_row $f $s)"; done
 done
 for f in imagine-temp1 imagine-greedy imagine-cfg3 imagine-cfg3temp0.7 imagine-defaults imagine-tries8 q8-imagine-defaults; do
