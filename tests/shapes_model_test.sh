@@ -69,7 +69,7 @@ at_least "eval imagine: scene match, the defaults (up to 4 draws read back)" \
 LISTEN_FLOOR="${LISTEN_FLOOR:-92}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-65}"
 SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-75}"
 "$loom" data speech --n 40 --seed 7 --split heldout --out "$tmp/speech" -t 1 2>/dev/null
-out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" -t 1)
+out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" --temp 1 --cfg 1 --tries 1 -t 1)
 echo "$out"
 at_least "eval listen: transcripts" "$(echo "$out" | awk '$1 == "transcript" {sub("%", "", $2); print $2}')" "$LISTEN_FLOOR"
 at_least "eval listen: spoken VQA (direct)" "$(echo "$out" | awk '$1 == "spoken" && $2 == "VQA" {sub("%", "", $3); print $3}')" "$SPOKEN_VQA_FLOOR"
