@@ -12,10 +12,12 @@
 #                                     (loom-shapes.stage3.recipe.json)
 #   5. runs/stage4.safetensors        everything again, longer, at a lower learning rate
 #                                     (loom-shapes.stage4.recipe.json; see the note below)
-#   6. models/loom-shapes.safetensors again from stage 4, 5,000 steps, half the spoken rows
-#                                     spoken questions (loom-shapes.recipe.json)
+#   6. runs/stage5.safetensors        again from stage 4, 5,000 steps, half the spoken rows
+#                                     spoken questions (loom-shapes.stage5.recipe.json)
+#   7. models/loom-shapes.safetensors again from stage 5, 8,000 steps, 30% of rows spoken
+#                                     (loom-shapes.recipe.json)
 #
-# Usage: scripts/train_shipped.sh [-t THREADS]   (about 6.5 hours on 2 cores)
+# Usage: scripts/train_shipped.sh [-t THREADS]   (about 8.5 hours on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loom=build/loom
@@ -47,6 +49,9 @@ if [ ! -e runs/stage4.safetensors ]; then
     "$loom" train --config models/loom-shapes.stage4.recipe.json -o runs/stage4.safetensors \
         --log models/loom-shapes.stage4.log.csv --resume "$@"
 fi
+[ -e runs/stage5.safetensors ] ||
+    "$loom" train --config models/loom-shapes.stage5.recipe.json -o runs/stage5.safetensors \
+        --log models/loom-shapes.stage5.log.csv --resume "$@"
 "$loom" train --config models/loom-shapes.recipe.json -o models/loom-shapes.safetensors \
     --log models/loom-shapes.log.csv --resume "$@"
 /usr/bin/python3 scripts/plot_loss.py models/loom-shapes.log.csv models/loom-shapes.loss.png

@@ -248,7 +248,7 @@ expect "imagine: writes the PNG" 0 out "$tmp/a.png" -- "$loom" imagine -m "$gmod
 check "imagine: PNG with the prompt in a text chunk" "$(grep -qaF "a red circle" "$tmp/a.png"; echo $?)"
 "$loom" imagine -m "$gmodel" -p "a red circle" -o "$tmp/b.png" -s 3 -t 1 >/dev/null 2>&1
 check "imagine: same seed, same bytes" "$(cmp -s "$tmp/a.png" "$tmp/b.png"; echo $?)"
-expect "imagine --tries: draws again when its caption does not read back" 0 err "none of 4 draws read back as the prompt; kept the first" -- \
+expect "imagine --tries: draws again when its caption does not read back" 0 err "none of 8 draws read back as the prompt; kept the first" -- \
     "$loom" imagine -m "$gmodel" -p "a red circle" -o "$tmp/t.png" -s 3 -t 1
 check "imagine: PNG with tries and the read-back caption" "$(grep -qaF "tries" "$tmp/t.png" && grep -qaF "read back" "$tmp/t.png"; echo $?)"
 "$loom" imagine -m "$gmodel" -p "not a shapes prompt" -o "$tmp/u.png" -t 1 2>"$tmp/err"
@@ -260,7 +260,7 @@ expect "imagine: model without image output" 1 err "no image output" -- "$loom" 
 expect "imagine: unwritable output" 1 err "loom: imagine: $tmp/nodir/c.png" -- "$loom" imagine -m "$gmodel" -p "x" -o "$tmp/nodir/c.png" -t 1
 expect "info: a VQ file" 0 out "VQ file:" "vq.codebook" -- "$loom" info "$tmp/vq.st"
 expect "info: image output" 0 out "image out:" "vq.enc.0.weight" -- "$loom" info "$gmodel"
-expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" "up to 4 draws" "draws per prompt" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
+expect "eval imagine: runs" 0 out "scene match" "partial" "combos" "PSNR" "up to 8 draws" "draws per prompt" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1
 expect "eval imagine --tries 1: single draws" 0 out "up to 1 draw" -- "$loom" eval imagine -m "$gmodel" --n 1 -t 1 --tries 1
 expect "caption: still works on a model with image output" 0 out -- "$loom" caption -m "$gmodel" -t 1 "$tmp/shapes/images/000000.png"
 # --grow-layers: deeper, and (one step at learning rate 0) the same function as the model it grew from

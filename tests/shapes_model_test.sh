@@ -33,8 +33,8 @@ else
     fail=1
 fi
 
-CAPTION_FLOOR="${CAPTION_FLOOR:-83}"
-VQA_FLOOR="${VQA_FLOOR:-86}"
+CAPTION_FLOOR="${CAPTION_FLOOR:-88}"
+VQA_FLOOR="${VQA_FLOOR:-88}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
@@ -56,7 +56,7 @@ at_least() {
     fi
 }
 
-IMAGINE_FLOOR="${IMAGINE_FLOOR:-40}" IMAGINE_TRIES_FLOOR="${IMAGINE_TRIES_FLOOR:-55}"
+IMAGINE_FLOOR="${IMAGINE_FLOOR:-58}" IMAGINE_TRIES_FLOOR="${IMAGINE_TRIES_FLOOR:-75}"
 out=$("$loom" eval imagine -m "$model" --n 20 --cfg 3 --temp 0.7 --tries 1 -t 1)
 echo "$out"
 at_least "eval imagine: scene match, one draw" "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_FLOOR"
@@ -66,8 +66,8 @@ echo "$out"
 at_least "eval imagine: scene match, the defaults (up to 4 draws read back)" \
     "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_TRIES_FLOOR"
 
-LISTEN_FLOOR="${LISTEN_FLOOR:-92}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-65}"
-SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-75}"
+LISTEN_FLOOR="${LISTEN_FLOOR:-92}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-70}"
+SPOKEN_VQA_T_FLOOR="${SPOKEN_VQA_T_FLOOR:-80}"
 "$loom" data speech --n 40 --seed 7 --split heldout --out "$tmp/speech" -t 1 2>/dev/null
 out=$("$loom" eval listen -m "$model" --speech "$tmp/speech/manifest.jsonl" --temp 1 --cfg 1 --tries 1 -t 1)
 echo "$out"

@@ -46,7 +46,7 @@ static const char *drawn_text(const infer_input *in, const char *heard, char *bu
 static int reads_back(loom_infer *inf, const shapes_prompt *q, uint8_t *rgb, int32_t W, int32_t H,
                       char *caption, size_t cap, loom_error *err) {
     const loom_image img = {.width = W, .height = H, .rgb = rgb};
-    const infer_input in = {.image = &img};
+    const infer_input in = {.image = &img, .contrast = IMAGINE_CHECK_CONTRAST};
     if (infer_answer_input(inf, &in, INFER_ANSWER_MAX_TOKENS, caption, cap, err) < 0) return -1;
     shapes_scene seen;
     loom_error perr = {{0}};

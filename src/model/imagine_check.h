@@ -1,6 +1,7 @@
 /* imagine_check.h: drawing with a self-check. The model that draws can also
  * caption, so after each draw it reads its own image back: the decoded pixels
- * go in as an image, the caption comes out, and when that caption describes a
+ * go in as an image, the caption comes out (decoded image-contrastively,
+ * IMAGINE_CHECK_CONTRAST), and when that caption describes a
  * scene that answers the prompt (data/shapes_prompt.h: exactly the stated
  * objects, each with every stated attribute) the image is kept. Otherwise it
  * draws again with another seed, up to `tries` images, and keeps the first
@@ -31,8 +32,13 @@
  * server): the settings `loom eval imagine` measured best (README). */
 #define IMAGINE_DEFAULT_TEMP 0.7f
 #define IMAGINE_DEFAULT_CFG 3.0f
-#define IMAGINE_DEFAULT_TRIES 4
+#define IMAGINE_DEFAULT_TRIES 8
 #define IMAGINE_MAX_TRIES 64 /* the server's limit */
+/* The read-back caption decodes image-contrastively (infer_input.contrast):
+ * with the stage-6 model, 100 prompts of each kind, up to 4 draws: 82.3% of
+ * scenes right against 80.0% with plain captions (held-out combinations 78
+ * against 74), and fewer wrong passes (6.0% against 6.7%). */
+#define IMAGINE_CHECK_CONTRAST 0.5f
 
 typedef struct imagine_check_result {
     int32_t draws;    /* images drawn, 1..tries */
