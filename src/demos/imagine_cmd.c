@@ -118,7 +118,7 @@ int cmd_imagine(int argc, char **argv) {
         loom_error err = {{0}};
         infer_imagine_params p = {.sampling = {.temp = temp, .top_k = (int32_t)top_k, .top_p = 1.0f},
                                   .cfg_scale = cfg, .seed = (uint64_t)(seed + k)};
-        char path[4096], seed_s[32], temp_s[32], cfg_s[32], tries_s[32];
+        char path[4096];
         if (nth_path(path, sizeof path, out, k + 1, n)) {
             rc = cli_fail(out, "path too long");
             break;
@@ -133,19 +133,12 @@ int cmd_imagine(int argc, char **argv) {
             rc = cli_fail("imagine", "out of memory");
             break;
         }
-        snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + k);
-        snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
-        snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        snprintf(tries_s, sizeof tries_s, "%" PRId64, tries);
-        png_text meta[8] = {{prompt ? "prompt" : "audio", prompt ? prompt : audio}, {"seed", seed_s},
-                            {"model", model}, {"temperature", temp_s}, {"cfg", cfg_s}, {"tries", tries_s}};
-        int n_meta = 6;
-        if (res.checked) meta[n_meta++] = (png_text){"read back", res.caption};
-        if (audio && transcribe) meta[n_meta++] = (png_text){"transcript", res.transcript};
+        imagine_meta meta;
+        imagine_meta_fill(&meta, &in, prompt ? prompt : audio, model, &p, (int32_t)tries, &res);
         if (res.checked && !res.passed && tries > 1)
             fprintf(stderr, "loom: imagine: %s: none of %d draws read back as the prompt; kept the first (read as \"%s\")\n",
                     path, res.draws, res.caption);
-        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta, n_meta, &err))
+        if (png_write_file(path, big, W * (int32_t)scale, H * (int32_t)scale, meta.text, meta.n, &err))
             rc = cli_fail("imagine", err.msg);
         else
             printf("%s\n", path);

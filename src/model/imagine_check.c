@@ -1,6 +1,7 @@
 /* imagine_check.c: draw, read back, redraw (imagine_check.h). */
 #include "model/imagine_check.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,27 +19,21 @@ uint64_t imagine_try_seed(uint64_t seed, int32_t k) {
     return z ^ (z >> 31);
 }
 
-/* The text the first draw answered: the typed prompt, or for a transcribed
- * spoken prompt the typed text and the transcript as infer.c joins them.
- * NULL when there is none (a spoken prompt heard directly). */
-static const char *drawn_text(const infer_input *in, const char *heard, char *buf, size_t cap) {
-    const size_t typed = in->prompt ? in->prompt_len : 0;
-    if (!in->audio) {
-        if (typed + 1 > cap) return NULL;
-        memcpy(buf, typed ? in->prompt : "", typed);
-        buf[typed] = '\0';
-        return buf;
+/* The text the first draw answered, copied to buf (later requests on inf
+ * overwrite infer's): the typed prompt, or for a transcribed spoken prompt
+ * what infer.c made of it. NULL when there is none (a spoken prompt heard
+ * directly). */
+static const char *drawn_text(const loom_infer *inf, const infer_input *in, char *buf, size_t cap) {
+    const char *text = in->prompt ? in->prompt : "";
+    size_t n = in->prompt ? in->prompt_len : 0;
+    if (in->audio) {
+        if (in->spoken != INFER_SPOKEN_TRANSCRIBE) return NULL;
+        text = infer_heard_prompt(inf);
+        n = strlen(text);
     }
-    if (in->spoken != INFER_SPOKEN_TRANSCRIBE) return NULL;
-    const size_t h = strlen(heard);
-    if (typed + 1 + h + 1 > cap) return NULL;
-    size_t n = 0;
-    if (typed) {
-        memcpy(buf, in->prompt, typed);
-        n = typed;
-        if (h) buf[n++] = ' ';
-    }
-    memcpy(buf + n, heard, h + 1);
+    if (n + 1 > cap) return NULL;
+    memcpy(buf, text, n);
+    buf[n] = '\0';
     return buf;
 }
 
@@ -65,7 +60,7 @@ int imagine_checked(loom_infer *inf, const infer_input *in, const infer_imagine_
     char text[INFER_PIECE_MAX];
     shapes_prompt q;
     loom_error perr = {{0}};
-    const char *t = drawn_text(in, res->transcript, text, sizeof text);
+    const char *t = drawn_text(inf, in, text, sizeof text);
     if (!t || shapes_prompt_parse(t, &q, &perr)) return 0; /* nothing to check against */
     res->checked = 1;
     const int32_t H = model_gen_height(m), W = model_gen_width(m), nc = m->gen.rows * m->gen.cols;
@@ -109,4 +104,23 @@ done:
     free(rgb0);
     free(caption0);
     return rc;
+}
+
+void imagine_meta_fill(imagine_meta *meta, const infer_input *in, const char *asked, const char *model,
+                       const infer_imagine_params *p, int32_t tries, const imagine_check_result *res) {
+    snprintf(meta->seed, sizeof meta->seed, "%" PRIu64, p->seed);
+    snprintf(meta->temp, sizeof meta->temp, "%g", (double)p->sampling.temp);
+    snprintf(meta->cfg, sizeof meta->cfg, "%g", (double)p->cfg_scale);
+    snprintf(meta->tries, sizeof meta->tries, "%" PRId32, tries);
+    png_text *t = meta->text;
+    int32_t n = 0;
+    t[n++] = (png_text){in->audio ? "audio" : "prompt", asked};
+    t[n++] = (png_text){"seed", meta->seed};
+    t[n++] = (png_text){"model", model};
+    t[n++] = (png_text){"temperature", meta->temp};
+    t[n++] = (png_text){"cfg", meta->cfg};
+    t[n++] = (png_text){"tries", meta->tries};
+    if (res->checked) t[n++] = (png_text){"read back", res->caption};
+    if (in->audio && in->spoken == INFER_SPOKEN_TRANSCRIBE) t[n++] = (png_text){"transcript", res->transcript};
+    meta->n = n;
 }

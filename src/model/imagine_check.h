@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "heads/png.h"
 #include "model/infer.h"
 
 /* The drawing defaults of every front end (loom imagine, its eval, the
@@ -61,5 +62,19 @@ uint64_t imagine_try_seed(uint64_t seed, int32_t k);
  * res->transcript. Returns 0, or -1 with err set. */
 int imagine_checked(loom_infer *inf, const infer_input *in, const infer_imagine_params *p, int32_t tries,
                     int32_t *codes, uint8_t *rgb, imagine_check_result *res, loom_error *err);
+
+/* The tEXt chunks of an imagined PNG, the same from every front end (so
+ * `loom imagine` and the server write the same bytes): what was asked ("prompt",
+ * or "audio" naming the audio file), seed, model, temperature, cfg and tries,
+ * then "read back" (the kept image's caption) when the prompt could be checked
+ * and "transcript" for a transcribed spoken prompt. text points into meta and
+ * into the arguments, which must outlive it. */
+typedef struct imagine_meta {
+    png_text text[8];
+    int32_t  n;
+    char     seed[24], temp[32], cfg[32], tries[16];
+} imagine_meta;
+void imagine_meta_fill(imagine_meta *meta, const infer_input *in, const char *asked, const char *model,
+                       const infer_imagine_params *p, int32_t tries, const imagine_check_result *res);
 
 #endif

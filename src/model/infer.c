@@ -169,6 +169,7 @@ int64_t infer_answer(loom_infer *inf, const loom_image *img, const char *prompt,
 }
 
 const char *infer_transcript(const loom_infer *inf) { return inf->transcript; }
+const char *infer_heard_prompt(const loom_infer *inf) { return inf->spoken; }
 const char *infer_caption(const loom_infer *inf) { return inf->caption; }
 
 /* caption_first: runs <bos> <img>..</img> <sep>, decodes the caption greedily
@@ -212,6 +213,7 @@ static int resolve_spoken(loom_infer *inf, const infer_input *in, int drawing, i
                           loom_error *err) {
     *out = *in;
     inf->transcript[0] = '\0';
+    inf->spoken[0] = '\0';
     inf->n_heard = 0;
     const size_t typed = in->prompt ? in->prompt_len : 0;
     if (!in->audio || in->spoken != INFER_SPOKEN_TRANSCRIBE || (!in->image && !typed && !drawing)) return 0;

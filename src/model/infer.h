@@ -65,6 +65,9 @@ typedef struct infer_input {
 /* The transcript a TRANSCRIBE request was answered from (empty otherwise):
  * valid until the next request on inf. */
 const char *infer_transcript(const loom_infer *inf);
+/* The text prompt a TRANSCRIBE request was answered from: the typed text, a
+ * space and the transcript ("" otherwise). Valid until the next request. */
+const char *infer_heard_prompt(const loom_infer *inf);
 /* The caption a caption_first request answered with ("" otherwise): valid
  * until the next request on inf. */
 const char *infer_caption(const loom_infer *inf);

@@ -698,18 +698,12 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
         /* the CLI's parameters and metadata: `loom imagine -p P -s SEED` gives these bytes */
         infer_imagine_params ip = {.sampling = {.temp = temp, .top_k = 0, .top_p = 1.0f},
                                    .cfg_scale = cfg, .seed = (uint64_t)(seed + i)};
-        char seed_s[32], temp_s[32], cfg_s[32], tries_s[32];
-        snprintf(seed_s, sizeof seed_s, "%" PRId64, seed + i);
-        snprintf(temp_s, sizeof temp_s, "%g", (double)temp);
-        snprintf(cfg_s, sizeof cfg_s, "%g", (double)cfg);
-        snprintf(tries_s, sizeof tries_s, "%" PRId64, tries);
-        png_text meta[7] = {{"prompt", prompt->valuestring}, {"seed", seed_s}, {"model", s->p.model_path},
-                            {"temperature", temp_s}, {"cfg", cfg_s}, {"tries", tries_s}};
         uint8_t *png = NULL;
         size_t png_len = 0;
         int drawn = imagine_checked(s->slots[k], &in, &ip, (int32_t)tries, codes, rgb, res, &err);
-        if (!drawn && res->checked) meta[6] = (png_text){"read back", res->caption};
-        if (drawn || png_encode(rgb, W, H, meta, 6 + res->checked, &png, &png_len, &err)) {
+        imagine_meta meta;
+        if (!drawn) imagine_meta_fill(&meta, &in, prompt->valuestring, s->p.model_path, &ip, (int32_t)tries, res);
+        if (drawn || png_encode(rgb, W, H, meta.text, meta.n, &png, &png_len, &err)) {
             slot_release(s, k);
             cJSON_Delete(o);
             respond_error(r, 400, "prompt", "%s", err.msg);
