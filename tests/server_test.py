@@ -206,6 +206,12 @@ def run(port):
     want = cli("caption", "-m", MODEL, "--contrast", "0.5", img)
     got = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else None
     check("caption with contrast 0.5: server = CLI (%r)" % want, got == want, "%r vs %r" % (got, want))
+    # caption first: the same as loom ask --caption-first
+    q = "how many objects are there?"
+    st, _, body = chat(port, [image_part(img), {"type": "text", "text": q}], caption_first=True)
+    want = cli("ask", "-m", MODEL, "--caption-first", "--image", img, "-p", q)
+    got = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else None
+    check("ask with caption_first: server = CLI (%r)" % want, got == want, "%r vs %r" % (got, want))
     # streamed: the deltas add up to the same answer
     st, ct, body = chat(port, [image_part(scene)], stream=True, stream_options={"include_usage": True})
     text, finish, done = sse_text(body)
@@ -306,6 +312,12 @@ def run(port):
         ("contrast not a number", "POST", "/v1/chat/completions",
          json.dumps({"messages": [{"role": "user", "content": "hi"}], "contrast": "high"}), "application/json", 400,
          "contrast must be a number"),
+        ("caption_first not a boolean", "POST", "/v1/chat/completions",
+         json.dumps({"messages": [{"role": "user", "content": "hi"}], "caption_first": 1}), "application/json", 400,
+         "caption_first must be true or false"),
+        ("caption_first with contrast", "POST", "/v1/chat/completions",
+         json.dumps({"messages": [{"role": "user", "content": "hi"}], "caption_first": True, "contrast": 1}),
+         "application/json", 400, "caption_first does not go with contrast"),
         ("image tries out of range", "POST", "/v1/images/generations", '{"prompt":"a red circle","tries":0}',
          "application/json", 400, "tries must be an integer from 1 to 64"),
         ("transcription not multipart", "POST", "/v1/audio/transcriptions", "{}", "application/json", 415, "multipart/form-data"),

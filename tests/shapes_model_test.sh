@@ -63,7 +63,7 @@ at_least "eval imagine: scene match, one draw" "$(echo "$out" | awk '$1 == "all"
 at_least "eval imagine: VQ read-back" "$(echo "$out" | sed -n 's/.*analyzer reads back \([0-9.]*\)%.*/\1/p')" 95
 out=$("$loom" eval imagine -m "$model" --n 20 -t 1)
 echo "$out"
-at_least "eval imagine: scene match, the defaults (up to 4 draws read back)" \
+at_least "eval imagine: scene match, the defaults (up to 8 draws read back)" \
     "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_TRIES_FLOOR"
 
 LISTEN_FLOOR="${LISTEN_FLOOR:-92}" SPOKEN_VQA_FLOOR="${SPOKEN_VQA_FLOOR:-70}"

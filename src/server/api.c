@@ -534,6 +534,7 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     const cJSON *stream = cJSON_GetObjectItemCaseSensitive(j, "stream");
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
+    const cJSON *first = cJSON_GetObjectItemCaseSensitive(j, "caption_first");
     const int32_t ctx = s->m->cfg.max_seq;
     int64_t max_tokens = INFER_ANSWER_MAX_TOKENS, n = 1;
     float contrast = 0.0f;
@@ -545,15 +546,23 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
         respond_error(r, 400, "stream", "stream must be true or false");
         goto done;
     }
+    if (first && !cJSON_IsNull(first) && !cJSON_IsBool(first)) {
+        respond_error(r, 400, "caption_first", "caption_first must be true or false");
+        goto done;
+    }
     if (check_model(s, model ? model->valuestring : NULL, r) ||
         get_int(j, "max_tokens", 1, ctx, &max_tokens, r) ||
         get_int(j, "max_completion_tokens", 1, ctx, &max_tokens, r) || get_int(j, "n", 1, 1, &n, r) ||
         get_float(j, "contrast", -10, 10, &contrast, r) || chat_parse(s, j, &c, r))
         goto done;
+    if (cJSON_IsTrue(first) && contrast != 0.0f) {
+        respond_error(r, 400, "caption_first", "caption_first does not go with contrast");
+        goto done;
+    }
     infer_input in = {.image = c.has_image ? &c.image : NULL, .audio = c.has_audio ? &c.audio : NULL,
                       .prompt = c.prompt, .prompt_len = c.prompt_len,
                       .spoken = s->p.spoken_direct ? INFER_SPOKEN_DIRECT : INFER_SPOKEN_TRANSCRIBE,
-                      .contrast = contrast};
+                      .caption_first = cJSON_IsTrue(first), .contrast = contrast};
     if (!in.image && !in.audio && !c.prompt_len) {
         respond_error(r, 400, "messages", "the user message is empty: give text, an image or audio");
         goto done;
