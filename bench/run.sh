@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/run.sh: loom against the PyTorch reference, same config, same run.
 #
-#   bench/run.sh [--steps N] [--warmup N] [--gen-tokens N]
+#   bench/run.sh [--steps N] [--warmup N] [--gen-tokens N] [--rounds N]
 #
 # In one invocation:
 #  1. the machine's fp32 FMA peak and loom's sgemm against OpenBLAS at every
@@ -12,7 +12,10 @@
 #     with PyTorch (bench/torch_bench.py, the same model as
 #     tests/reference/loom_ref.py) in its default thread setting and with 2
 #     threads; the ratios against PyTorch's faster setting, and the fraction
-#     of the FMA peak that loom's training step reaches;
+#     of the FMA peak that loom's training step reaches. The three run in turn,
+#     --rounds times (default 3): each round gives a ratio, and the median
+#     round is the figure (with the range), so a noisy minute moves one round
+#     and not the result;
 #  3. the log-mel spectrogram of 30 s of audio: loom (build/bench/mel_bench, on all
 #     cores and on one) against torchaudio (bench/mel_torch.py) on the same signal;
 #  4. with the shipped model: one caption and one imagined image end to end in-process
@@ -21,13 +24,14 @@
 # Needs build/ (scripts/bootstrap.sh). Run it on an idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-steps=10 warmup=2 gen=128
+steps=10 warmup=2 gen=128 rounds=3
 while [ $# -gt 0 ]; do
     case "$1" in
         --steps) steps="$2"; shift 2 ;;
         --warmup) warmup="$2"; shift 2 ;;
         --gen-tokens) gen="$2"; shift 2 ;;
-        *) echo "usage: bench/run.sh [--steps N] [--warmup N] [--gen-tokens N]" >&2; exit 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        *) echo "usage: bench/run.sh [--steps N] [--warmup N] [--gen-tokens N] [--rounds N]" >&2; exit 2 ;;
     esac
 done
 D=256 L=6 H=8 KVH=8 F=688 V=1024 B=16 T=128
@@ -43,26 +47,35 @@ sgemm_out=$(build/bench/sgemm_bench)
 echo "$sgemm_out"
 echo
 peak=$(echo "$sgemm_out" | sed -n 's/^fp32 FMA peak.* GFLOP\/s on 1 thread, \([0-9.]*\) GFLOP\/s on.*/\1/p')
-loom_json=$(build/loom bench --json --d-model $D --layers $L --heads $H --kv-heads $KVH --d-ff $F \
-    --vocab $V --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
 torch_args=(--d-model $D --n-layers $L --n-heads $H --n-kv-heads $KVH --d-ff $F --vocab $V
             --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
-torch_default=$("$py" bench/torch_bench.py "${torch_args[@]}" | tail -1)
-torch_2=$("$py" bench/torch_bench.py "${torch_args[@]}" --threads 2 | tail -1)
+rounds_json=""
+for ((r = 1; r <= rounds; r++)); do
+    loom_json=$(build/loom bench --json --d-model $D --layers $L --heads $H --kv-heads $KVH --d-ff $F \
+        --vocab $V --batch $B --seq $T --steps "$steps" --warmup "$warmup" --gen-tokens "$gen")
+    torch_default=$("$py" bench/torch_bench.py "${torch_args[@]}" | tail -1)
+    torch_2=$("$py" bench/torch_bench.py "${torch_args[@]}" --threads 2 | tail -1)
+    rounds_json+="[$loom_json,$torch_default,$torch_2]"$'\n'
+done
 
-"$py" - "$loom_json" "$torch_default" "$torch_2" "${peak:-0}" <<'PY'
-import json, sys
-loom, td, t2 = (json.loads(s) for s in sys.argv[1:4])
-peak = float(sys.argv[4])
-def row(name, key):
-    best = max(td[key], t2[key])
-    print("%-26s %10.0f %14.0f %14.0f %8.2fx" % (name, loom[key], td[key], t2[key], loom[key] / best))
-print("%-26s %10s %14s %14s %9s" % ("", "loom", "torch (%d thr)" % td["threads"],
-                                     "torch (%d thr)" % t2["threads"], "ratio"))
-row("train tok/s", "train_tok_s")
-row("generate tok/s (KV cache)", "gen_tok_s")
-print("loom: %d threads, %.1f GFLOP/s in training (6 x %d params per token); ratio = loom / faster torch"
-      % (loom["threads"], loom["train_gflops"], loom["params"]))
+"$py" - "$rounds_json" "${peak:-0}" <<'PY'
+import json, statistics, sys
+rounds = [json.loads(line) for line in sys.argv[1].splitlines() if line.strip()]
+peak = float(sys.argv[2])
+print("%-26s %5s %10s %14s %14s %9s" % ("", "round", "loom", "torch (%d thr)" % rounds[0][1]["threads"],
+                                         "torch (%d thr)" % rounds[0][2]["threads"], "ratio"))
+def ratio(r, key):
+    return r[0][key] / max(r[1][key], r[2][key])
+for name, key in (("train tok/s", "train_tok_s"), ("generate tok/s (KV cache)", "gen_tok_s")):
+    for i, r in enumerate(rounds):
+        print("%-26s %5d %10.0f %14.0f %14.0f %8.2fx" % (name, i + 1, r[0][key], r[1][key], r[2][key], ratio(r, key)))
+    rs = sorted(ratio(r, key) for r in rounds)
+    print("%-26s %5s %10s %14s %14s %8.2fx (median of %d rounds; %.2f-%.2fx)"
+          % (name, "all", "", "", "", statistics.median(rs), len(rs), rs[0], rs[-1]))
+med = sorted(rounds, key=lambda r: r[0]["train_tok_s"])[len(rounds) // 2]
+loom, td, t2 = med
+print("loom: %d threads, %.1f GFLOP/s in training (6 x %d params per token, the median round); "
+      "ratio = loom / faster torch" % (loom["threads"], loom["train_gflops"], loom["params"]))
 if peak > 0:
     print("training step: %.0f%% of the %.0f GFLOP/s FMA peak (loom), %.0f%% (torch, faster setting)"
           % (100 * loom["train_gflops"] / peak, peak,
