@@ -6,8 +6,9 @@
 #   eval-caption-first.txt  the same, each answer after the model's own caption
 #   eval-contrast*.txt      the same, image-contrastive decoding at 0.5 and 1
 #   imagine-*.txt           loom eval imagine --n 100: single draws at temperature 1, greedy,
-#                           guidance 3, guidance 3 at temperature 0.7; then the defaults
-#                           (guidance 3, temperature 0.7, up to 4 draws read back) and 8 draws
+#                           guidance 3, guidance 3 at temperature 0.7; then up to 4 draws
+#                           read back, and the defaults (guidance 3, temperature 0.7, up to
+#                           8 draws read back)
 #   listen-*.txt            loom eval listen on SPEECH (both ways; single draws at
 #                           temperature 1, then the imagine defaults)
 #   q8-*.txt                the int8 copy (loom quantize): eval, imagine defaults
@@ -36,8 +37,8 @@ run imagine-temp1 "$loom" eval imagine -m "$model" --n 100 --temp 1 --cfg 1 --tr
 run imagine-greedy "$loom" eval imagine -m "$model" --n 100 --temp 0 --cfg 1 --tries 1
 run imagine-cfg3 "$loom" eval imagine -m "$model" --n 100 --temp 1 --cfg 3 --tries 1
 run imagine-cfg3temp0.7 "$loom" eval imagine -m "$model" --n 100 --tries 1
+run imagine-tries4 "$loom" eval imagine -m "$model" --n 100 --tries 4
 run imagine-defaults "$loom" eval imagine -m "$model" --n 100
-run imagine-tries8 "$loom" eval imagine -m "$model" --n 100 --tries 8
 if [ -e "$speech" ]; then
     run listen-single "$loom" eval listen -m "$model" --speech "$speech" --temp 1 --cfg 1 --tries 1
     run listen-defaults "$loom" eval listen -m "$model" --speech "$speech" --spoken transcribe
@@ -55,7 +56,7 @@ echo "== $model"
 for f in eval eval-caption-first eval-contrast0.5 eval-contrast1 q8-eval; do
     for s in test combos jpeg75; do echo "$f $s: $(split_row $f $s)"; done
 done
-for f in imagine-temp1 imagine-greedy imagine-cfg3 imagine-cfg3temp0.7 imagine-defaults imagine-tries8 q8-imagine-defaults; do
+for f in imagine-temp1 imagine-greedy imagine-cfg3 imagine-cfg3temp0.7 imagine-tries4 imagine-defaults q8-imagine-defaults; do
     echo "$f: $(all $f)"
 done
 for f in listen-single listen-defaults; do

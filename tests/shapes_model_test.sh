@@ -33,8 +33,8 @@ else
     fail=1
 fi
 
-CAPTION_FLOOR="${CAPTION_FLOOR:-88}"
-VQA_FLOOR="${VQA_FLOOR:-88}"
+CAPTION_FLOOR="${CAPTION_FLOOR:-92}"
+VQA_FLOOR="${VQA_FLOOR:-92}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
@@ -56,7 +56,7 @@ at_least() {
     fi
 }
 
-IMAGINE_FLOOR="${IMAGINE_FLOOR:-58}" IMAGINE_TRIES_FLOOR="${IMAGINE_TRIES_FLOOR:-75}"
+IMAGINE_FLOOR="${IMAGINE_FLOOR:-62}" IMAGINE_TRIES_FLOOR="${IMAGINE_TRIES_FLOOR:-85}"
 out=$("$loom" eval imagine -m "$model" --n 20 --cfg 3 --temp 0.7 --tries 1 -t 1)
 echo "$out"
 at_least "eval imagine: scene match, one draw" "$(echo "$out" | awk '$1 == "all" {sub("%", "", $2); print $2}')" "$IMAGINE_FLOOR"
