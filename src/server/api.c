@@ -51,13 +51,16 @@ enum { STREAM_ROLE, STREAM_CONTENT, STREAM_END };
 
 api_params api_default_params(void) {
     return (api_params){.model_path = "model", .model_id = NULL, .slots = 1, .slot_threads = 1,
-                        .step_threads = 1, .max_images = 8};
+                        .step_threads = 1, .max_images = 8,
+                        .max_tries = IMAGINE_MAX_TRIES};
 }
 
 api_server *api_server_new(const loom_model *m, const api_params *p, loom_error *err) {
     if (p->slots < 1 || p->slots > 256) return loom_error_set(err, "slots must be 1 to 256"), NULL;
     if (p->slot_threads < 1) return loom_error_set(err, "slot threads must be >= 1"), NULL;
     if (p->step_threads < 1) return loom_error_set(err, "step threads must be >= 1"), NULL;
+    if (p->max_tries < 1 || p->max_tries > IMAGINE_MAX_TRIES)
+        return loom_error_set(err, "max tries must be 1 to %d", IMAGINE_MAX_TRIES), NULL;
     api_server *s = calloc(1, sizeof *s);
     if (!s) return loom_error_set(err, "out of memory"), NULL;
     s->m = m;
@@ -657,7 +660,7 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
     const cJSON *size = cJSON_GetObjectItemCaseSensitive(j, "size");
     const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(j, "response_format");
-    int64_t n = 1, seed = 0, tries = IMAGINE_DEFAULT_TRIES;
+    int64_t n = 1, seed = 0, tries = IMAGINE_DEFAULT_TRIES < s->p.max_tries ? IMAGINE_DEFAULT_TRIES : s->p.max_tries;
     float temp = IMAGINE_DEFAULT_TEMP, cfg = IMAGINE_DEFAULT_CFG;
     if (m->gen.n_codes <= 0) {
         respond_error(r, 400, "model", "this model has no image output");
@@ -685,7 +688,7 @@ static void images_generations(api_server *s, const api_request *rq, api_respons
     if (check_model(s, model ? model->valuestring : NULL, r) ||
         get_int(j, "n", 1, s->p.max_images, &n, r) || get_int(j, "seed", 0, INT64_C(1) << 53, &seed, r) ||
         get_float(j, "temperature", 0, 100, &temp, r) || get_float(j, "cfg", -100, 100, &cfg, r) ||
-        get_int(j, "tries", 1, IMAGINE_MAX_TRIES, &tries, r))
+        get_int(j, "tries", 1, s->p.max_tries, &tries, r))
         goto done;
     const int32_t n_codes = m->gen.rows * m->gen.cols;
     codes = malloc((size_t)n_codes * sizeof *codes);

@@ -52,6 +52,9 @@ typedef struct api_params {
     int32_t slot_threads;    /* OpenMP threads each inference's prompt uses (>= 1) */
     int32_t step_threads;    /* OpenMP threads of the decoding step the slots' answers share */
     int32_t max_images;      /* most images one generation request may ask for */
+    int32_t max_tries;       /* most draws per image a generation request may ask for (its
+                              * "tries", 1..IMAGINE_MAX_TRIES; the default is
+                              * IMAGINE_DEFAULT_TRIES or this, whichever is fewer) */
     int spoken_direct;       /* 1: spoken questions as audio positions; 0: transcribed first
                               * (model/infer.h, INFER_SPOKEN_*; the CLI's default) */
 } api_params;
