@@ -30,6 +30,13 @@ max_len() {
         *) echo "fuzz.sh: no harness '$1' (image audio safetensors manifest tokenizer server)" >&2; return 1 ;;
     esac
 }
+# How long one input may run: the server draws an image (about 16 s under the sanitizers).
+timeout_of() {
+    case "$1" in
+        server) echo 60 ;;
+        *) echo 30 ;;
+    esac
+}
 targets=()
 for n in "${names[@]}"; do
     max_len "$n" >/dev/null
@@ -60,7 +67,7 @@ for n in "${names[@]}"; do
     rm -f "$out/artifacts/$n-"*   # what is left there is this run's
     rc=0
     "$out/fuzz/fuzz_$n" -max_total_time="$secs" -max_len="$(max_len "$n")" -rss_limit_mb=2048 \
-        -timeout="$(case "$n" in server) echo 60 ;; *) echo 30 ;; esac)" -print_final_stats=1 -artifact_prefix="$out/artifacts/$n-" "$work" \
+        -timeout="$(timeout_of "$n")" -print_final_stats=1 -artifact_prefix="$out/artifacts/$n-" "$work" \
         >"$log" 2>&1 || rc=$?
     stat_of() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
     runs=$(stat_of number_of_executed_units)
