@@ -55,6 +55,9 @@ static void train_usage(FILE *f) {
             "  --caption-asks X     with --data shapes: share of the caption rows that go on\n"
             "                       with questions, the caption in context (what ask\n"
             "                       --caption-first does at inference; default 0)\n"
+            "  --caption-noise X    with --data shapes: chance that an object's color word in\n"
+            "                       a caption row's input is swapped for another color (the\n"
+            "                       targets stay true: shapes are read off the image; default 0)\n"
             "model:\n"
             "  --vocab N            tokenizer vocabulary incl. 288 specials+bytes (default %d)\n"
             "  --d-model N          width (default %d)\n"
@@ -156,6 +159,7 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     FLT_OPT("--speech-frac", speech_frac, 0, 1)
     FLT_OPT("--spoken-questions", spoken_questions, 0, 1)
     FLT_OPT("--caption-asks", caption_asks, 0, 1)
+    FLT_OPT("--caption-noise", caption_noise, 0, 1)
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */

@@ -121,6 +121,7 @@ int source_open(train_source *s, const char *spec, float eval_frac, loom_error *
     s->eval_frac = eval_frac;
     s->caption_frac = 0.5f;
     s->caption_asks = 0.0f;
+    s->caption_noise = 0.0f;
     s->turns = 4;
     s->gen_frac = 0.35f;
     s->gen_drop = 0.25f;
@@ -538,6 +539,48 @@ static int add_questions(train_source *s, const loom_model *m, fusion_batch *fb,
     return 0;
 }
 
+/* --caption-noise: the caption row b (its answer is sc's caption, then <eos>)
+ * gets, as input only, each object's color word swapped for another color
+ * with probability s->caption_noise; the targets stay the true caption. A
+ * shape word then cannot be read off the color word before it, only off the
+ * image: the prior "yellow is never a cross" that the held-out combinations
+ * defeat is the one this weakens. No image, and no target, shows a held-out
+ * combination. A swap that would change the caption's token count is not
+ * made. */
+static int noise_caption(const train_source *s, const loom_model *m, fusion_batch *fb, int32_t b,
+                         const shapes_scene *sc, loom_rng *rng, loom_error *err) {
+    char text[SHAPES_CAPTION_MAX];
+    int32_t clean[SOURCE_MAX_TEXT_TOKENS], noisy[SOURCE_MAX_TEXT_TOKENS], nc = 0;
+    shapes_scene alt = *sc;
+    int swapped = 0;
+    /* one word at a time, each kept only when the caption keeps its token
+     * count: words are encoded apart, so the other tokens stay in place */
+    for (int32_t i = 0; i < alt.n; i++) {
+        if (rng_uniform(rng) >= s->caption_noise) continue;
+        const int8_t was = alt.obj[i].color;
+        const int32_t other = (int32_t)rng_below(rng, SHAPES_N_COLORS - 1);
+        if (!nc) {
+            if (shapes_caption(sc, text, sizeof text) < 0) return loom_error_set(err, "shapes: caption too long");
+            if ((nc = encode(m, text, clean, SOURCE_MAX_TEXT_TOKENS, err)) < 0) return -1;
+        }
+        alt.obj[i].color = (int8_t)(other >= sc->obj[i].color ? other + 1 : other);
+        if (shapes_caption(&alt, text, sizeof text) < 0) return loom_error_set(err, "shapes: caption too long");
+        const int32_t nn = encode(m, text, noisy, SOURCE_MAX_TEXT_TOKENS, err);
+        if (nn < 0) return -1;
+        if (nn == nc) swapped = 1;
+        else alt.obj[i].color = was;
+    }
+    if (!swapped) return 0;
+    if (shapes_caption(&alt, text, sizeof text) < 0 || encode(m, text, noisy, SOURCE_MAX_TEXT_TOKENS, err) != nc)
+        return loom_error_set(err, "shapes: caption noise changed the token count");
+    int32_t *tok = fb->tokens + (size_t)b * fb->T;
+    const int32_t first = fb->len[b] - 1 - nc; /* the caption's first token; <eos> ends the row */
+    if (first < 0 || memcmp(tok + first, clean, (size_t)nc * sizeof *clean))
+        return loom_error_set(err, "shapes: caption noise: the row is not the caption");
+    memcpy(tok + first, noisy, (size_t)nc * sizeof *noisy);
+    return 0;
+}
+
 /* One Shapes World record of a split from rng, on a canvas of a random spec
  * size: a caption (caption_frac of the time; caption_asks of those go on with
  * questions, the caption in context) or questions of the mix, as many
@@ -564,7 +607,7 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
         /* (no draw unless asked for: older recipes keep their data stream) */
         if (s->caption_asks > 0 && rng_uniform(rng) < s->caption_asks)
             return add_questions(s, m, fb, b, &sc, rng, asked, 0, err);
-        return 0;
+        return s->caption_noise > 0 ? noise_caption(s, m, fb, b, &sc, rng, err) : 0;
     }
     shapes_question q;
     if (shapes_question_sample_mix(&sc, rng, &q)) return loom_error_set(err, "shapes: no question");

@@ -45,6 +45,8 @@ typedef struct train_source {
     float caption_frac;          /* shapes: fraction of caption records */
     float caption_asks;          /* shapes: share of caption records that go on with questions
                                     (the caption in context, as infer's caption_first) */
+    float caption_noise;         /* shapes: chance that a caption-only row's object has its
+                                    color word swapped in the input (targets stay true) */
     int32_t turns;               /* shapes: questions per question record (at most 8) */
     float gen_frac;              /* shapes + image output: fraction of generation rows */
     float gen_drop;              /* each stated attribute left out with this probability */

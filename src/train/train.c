@@ -317,6 +317,7 @@ int train_run(const train_options *o, loom_error *err) {
     src.speech_frac = o->speech_frac;
     src.spoken_questions = o->spoken_questions;
     src.caption_asks = o->caption_asks;
+    src.caption_noise = o->caption_noise;
     if (o->speech && source_add_speech(&src, o->speech, err)) {
         source_close(&src);
         return -1;

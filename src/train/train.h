@@ -24,6 +24,7 @@ typedef struct train_options {
     float       speech_frac; /* the share of shapes rows that are spoken */
     float       spoken_questions; /* the share of spoken rows that are questions (< 0: a third) */
     float       caption_asks; /* shapes: the share of caption rows that go on with questions */
+    float       caption_noise; /* shapes: chance an object's color word is swapped in a caption's input */
     int32_t batch, seq, accum;
     int64_t steps, warmup;
     float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;
