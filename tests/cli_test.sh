@@ -338,6 +338,8 @@ expect "train conv with a stack not a power of 2" 1 err "stack 6 is not a power 
 expect "serve: port out of range" 1 err "loom: --port:" -- "$loom" serve -m "$gmodel" --port 70000
 expect "serve: host not an address" 1 err "loom: serve: host not-an-ip:" "want a numeric address" -- \
     "$loom" serve -m "$gmodel" --host not-an-ip --port 0
+expect "serve: --max-tries over 64" 1 err "loom: --max-tries:" -- "$loom" serve -m "$gmodel" --max-tries 65 --port 0
+expect "serve: --max-images 0" 1 err "loom: --max-images:" -- "$loom" serve -m "$gmodel" --max-images 0 --port 0
 expect "serve: missing model" 1 err "loom: $tmp/none.st:" -- "$loom" serve -m "$tmp/none.st" --port 0
 expect "serve: stray argument" 1 err "loom: serve:" -- "$loom" serve -m "$gmodel" extra
 "$loom" serve -m "$gmodel" --port 0 -t 1 >"$tmp/serve1.out" 2>&1 &

@@ -137,9 +137,15 @@ def main():
             rc = -9
         proc.err.seek(0)
         check("SIGTERM stops the server cleanly (exit 0)", rc == 0, "exit %s; its stderr:\n%s" % (rc, proc.err.read()[-6000:]))
-    # a small body limit: a too-large body is refused before it is read
-    proc, port = start("--max-body", "4096", "-t", "1")
+    # a small body limit: a too-large body is refused before it is read;
+    # the generation limits of the command line
+    proc, port = start("--max-body", "4096", "-t", "1", "--max-images", "2", "--max-tries", "3")
     try:
+        st, _, body = post_json(port, "/v1/images/generations", {"prompt": "a red circle", "n": 3})
+        check("400 for n over --max-images", st == 400 and b"n must be an integer from 1 to 2" in body, "%d %s" % (st, body[:200]))
+        st, _, body = post_json(port, "/v1/images/generations", {"prompt": "a red circle", "tries": 4})
+        check("400 for tries over --max-tries", st == 400 and b"tries must be an integer from 1 to 3" in body,
+              "%d %s" % (st, body[:200]))
         st, _, body = post_json(port, "/v1/chat/completions", {"messages": [{"role": "user", "content": "x" * 10000}]})
         check("413 for a body over --max-body", st == 413 and b"larger than the server's limit of 4096 bytes" in body,
               "%d %s" % (st, body[:200]))

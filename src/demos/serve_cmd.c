@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "core/threads.h"
+#include "model/imagine_check.h"
 #include "model/infer.h"
 #include "model/model.h"
 #include "server/api.h"
@@ -16,6 +17,7 @@
 
 static void serve_usage(FILE *f) {
     http_params h = http_default_params();
+    api_params a = api_default_params();
     fprintf(f,
             "usage: loom serve [-m MODEL] [--host ADDR] [--port N] [-t N] [options]\n"
             "\n"
@@ -35,10 +37,15 @@ static void serve_usage(FILE *f) {
             "                       (continuous batching; default: half the threads, at\n"
             "                       least one: the other half read prompts)\n"
             CLI_SPOKEN_HELP
+            "  --max-images N       most images one generation request may ask for (default %d)\n"
+            "  --max-tries N        most draws per image a generation request may ask for,\n"
+            "                       1 to %d (default %d); a request without \"tries\" gets\n"
+            "                       the lesser of %d and this\n"
             "  --max-body BYTES     largest request body (default %lld)\n"
             "  --max-connections N  open connections at most (default %d)\n"
             "  --model-id NAME      the model's name in the API (default: file name)\n",
-            CLI_SHAPES_MODEL, h.host, h.port, (long long)h.max_body, h.max_connections);
+            CLI_SHAPES_MODEL, h.host, h.port, a.max_images, IMAGINE_MAX_TRIES, a.max_tries, IMAGINE_DEFAULT_TRIES,
+            (long long)h.max_body, h.max_connections);
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -46,6 +53,7 @@ int cmd_serve(int argc, char **argv) {
     api_params ap = api_default_params();
     const char *model = CLI_SHAPES_MODEL, *model_id = NULL, *spoken = "transcribe";
     int64_t threads = 0, parallel = 0, decode_threads = 0, port = hp.port, max_body = hp.max_body, max_conn = hp.max_connections;
+    int64_t max_images = ap.max_images, max_tries = ap.max_tries;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0},
         {NULL, "--host", CLI_STR, &hp.host, 0, 0},
@@ -53,6 +61,8 @@ int cmd_serve(int argc, char **argv) {
         {"-t", "--threads", CLI_INT, &threads, 0, 1024},
         {NULL, "--parallel", CLI_INT, &parallel, 0, 256},
         {NULL, "--decode-threads", CLI_INT, &decode_threads, 0, 1024},
+        {NULL, "--max-images", CLI_INT, &max_images, 1, API_MAX_IMAGES},
+        {NULL, "--max-tries", CLI_INT, &max_tries, 1, IMAGINE_MAX_TRIES},
         {NULL, "--max-body", CLI_INT, &max_body, 1024, (double)(INT64_C(1) << 40)},
         {NULL, "--max-connections", CLI_INT, &max_conn, 1, 65536},
         {NULL, "--model-id", CLI_STR, &model_id, 0, 0},
@@ -67,6 +77,8 @@ int cmd_serve(int argc, char **argv) {
     const int cores = loom_threads_set((int)threads);
     if (parallel <= 0) parallel = 4 * (int64_t)cores < 256 ? 4 * (int64_t)cores : 256;
     ap.model_path = model;
+    ap.max_images = (int32_t)max_images;
+    ap.max_tries = (int32_t)max_tries;
     ap.model_id = model_id;
     ap.slots = (int32_t)parallel;
     ap.slot_threads = cores / (int32_t)parallel > 0 ? cores / (int32_t)parallel : 1;

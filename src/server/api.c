@@ -59,6 +59,8 @@ api_server *api_server_new(const loom_model *m, const api_params *p, loom_error 
     if (p->slots < 1 || p->slots > 256) return loom_error_set(err, "slots must be 1 to 256"), NULL;
     if (p->slot_threads < 1) return loom_error_set(err, "slot threads must be >= 1"), NULL;
     if (p->step_threads < 1) return loom_error_set(err, "step threads must be >= 1"), NULL;
+    if (p->max_images < 1 || p->max_images > API_MAX_IMAGES)
+        return loom_error_set(err, "max images must be 1 to %d", API_MAX_IMAGES), NULL;
     if (p->max_tries < 1 || p->max_tries > IMAGINE_MAX_TRIES)
         return loom_error_set(err, "max tries must be 1 to %d", IMAGINE_MAX_TRIES), NULL;
     api_server *s = calloc(1, sizeof *s);

@@ -45,13 +45,16 @@
 typedef struct api_server api_server;
 typedef struct api_stream api_stream;
 
+enum { API_MAX_IMAGES = 64 }; /* the most max_images may be */
+
 typedef struct api_params {
     const char *model_path;  /* as given to -m: reported in PNG metadata like the CLI */
     const char *model_id;    /* the id clients name; NULL: the file name without extension */
     int32_t slots;           /* concurrent inferences (>= 1) */
     int32_t slot_threads;    /* OpenMP threads each inference's prompt uses (>= 1) */
     int32_t step_threads;    /* OpenMP threads of the decoding step the slots' answers share */
-    int32_t max_images;      /* most images one generation request may ask for */
+    int32_t max_images;      /* most images one generation request may ask for (its "n",
+                              * 1..API_MAX_IMAGES) */
     int32_t max_tries;       /* most draws per image a generation request may ask for (its
                               * "tries", 1..IMAGINE_MAX_TRIES; the default is
                               * IMAGINE_DEFAULT_TRIES or this, whichever is fewer) */
