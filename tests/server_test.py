@@ -218,6 +218,12 @@ def run(port):
     want = cli("ask", "-m", MODEL, "--caption-first", "--image", img, "-p", q)
     got = json.loads(body)["choices"][0]["message"]["content"] if st == 200 else None
     check("ask with caption_first: server = CLI (%r)" % want, got == want, "%r vs %r" % (got, want))
+    # null is the default for every optional field (OpenAI's clients send it): not streamed, direct
+    want = cli("ask", "-m", MODEL, "--image", img, "-p", q)
+    st, _, body = chat(port, [image_part(img), {"type": "text", "text": q}], stream=None, caption_first=None)
+    j = json.loads(body) if st == 200 else {}
+    check("stream and caption_first null: the defaults (%r)" % want, j.get("object") == "chat.completion"
+          and j["choices"][0]["message"]["content"] == want, body[:300])
     # streamed: the deltas add up to the same answer
     st, ct, body = chat(port, [image_part(scene)], stream=True, stream_options={"include_usage": True})
     text, finish, done = sse_text(body)

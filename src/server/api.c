@@ -250,6 +250,18 @@ static int get_float(const cJSON *o, const char *key, double lo, double hi, floa
     return 0;
 }
 
+/* A boolean field; absent or null leaves *out as it is (as get_int). */
+static int get_bool(const cJSON *o, const char *key, int *out, api_response *r) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (!cJSON_IsBool(v)) {
+        respond_error(r, 400, key, "%s must be true or false", key);
+        return -1;
+    }
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
 /* "model", when given, must name the served model. */
 static int check_model(api_server *s, const char *model, api_response *r) {
     if (!model || !strcmp(model, s->model_id)) return 0;
@@ -537,37 +549,29 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
     if (!j) return;
     chat_input c = {0};
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(j, "model");
-    const cJSON *stream = cJSON_GetObjectItemCaseSensitive(j, "stream");
     const cJSON *opts = cJSON_GetObjectItemCaseSensitive(j, "stream_options");
-    const cJSON *first = cJSON_GetObjectItemCaseSensitive(j, "caption_first");
     const int32_t ctx = s->m->cfg.max_seq;
     int64_t max_tokens = INFER_ANSWER_MAX_TOKENS, n = 1;
     float contrast = 0.0f;
+    int stream = 0, first = 0;
     if (model && !cJSON_IsString(model)) {
         respond_error(r, 400, "model", "model must be a string");
         goto done;
     }
-    if (stream && !cJSON_IsBool(stream)) {
-        respond_error(r, 400, "stream", "stream must be true or false");
-        goto done;
-    }
-    if (first && !cJSON_IsNull(first) && !cJSON_IsBool(first)) {
-        respond_error(r, 400, "caption_first", "caption_first must be true or false");
-        goto done;
-    }
-    if (check_model(s, model ? model->valuestring : NULL, r) ||
+    if (get_bool(j, "stream", &stream, r) || get_bool(j, "caption_first", &first, r) ||
+        check_model(s, model ? model->valuestring : NULL, r) ||
         get_int(j, "max_tokens", 1, ctx, &max_tokens, r) ||
         get_int(j, "max_completion_tokens", 1, ctx, &max_tokens, r) || get_int(j, "n", 1, 1, &n, r) ||
         get_float(j, "contrast", -10, 10, &contrast, r) || chat_parse(s, j, &c, r))
         goto done;
-    if (cJSON_IsTrue(first) && contrast != 0.0f) {
+    if (first && contrast != 0.0f) {
         respond_error(r, 400, "caption_first", "caption_first does not go with contrast");
         goto done;
     }
     infer_input in = {.image = c.has_image ? &c.image : NULL, .audio = c.has_audio ? &c.audio : NULL,
                       .prompt = c.prompt, .prompt_len = c.prompt_len,
                       .spoken = s->p.spoken_direct ? INFER_SPOKEN_DIRECT : INFER_SPOKEN_TRANSCRIBE,
-                      .caption_first = cJSON_IsTrue(first), .contrast = contrast};
+                      .caption_first = first, .contrast = contrast};
     if (!in.image && !in.audio && !c.prompt_len) {
         respond_error(r, 400, "messages", "the user message is empty: give text, an image or audio");
         goto done;
@@ -583,7 +587,7 @@ static void chat_completions(api_server *s, const api_request *rq, api_response 
     }
     char cid[48];
     snprintf(cid, sizeof cid, "chatcmpl-%" PRIx64 "-%" PRIu64, (uint64_t)s->created, id);
-    if (cJSON_IsTrue(stream)) {
+    if (stream) {
         api_stream *st = calloc(1, sizeof *st);
         if (!st) {
             slot_release(s, k);
