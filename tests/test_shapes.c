@@ -731,6 +731,46 @@ static void test_errors(void **state) {
     assert_int_equal(shapes_render(&s, rgb, NULL, &err), 0);
 }
 
+/* --question-weights: types in proportion to their weights among the
+ * askable ones; NULL draws exactly what shapes_question_sample_mix draws; a
+ * type of weight 0 never comes, and nothing askable with weight is -1. */
+static void test_question_weights(void **state) {
+    (void)state;
+    enum { N = 20000 };
+    loom_rng a, b;
+    shapes_split_rng(&a, SHAPES_SPLIT_TRAIN, 12);
+    shapes_split_rng(&b, SHAPES_SPLIT_TRAIN, 12);
+    float w[SHAPES_N_QTYPES];
+    for (int t = 0; t < SHAPES_N_QTYPES; t++) w[t] = 1.0f;
+    w[SHAPES_Q_COUNT_SHAPE] = 3.0f;
+    w[SHAPES_Q_SIZE] = 0.0f;
+    int uniform[SHAPES_N_QTYPES] = {0}, weighted[SHAPES_N_QTYPES] = {0};
+    for (int i = 0; i < N; i++) {
+        shapes_scene s;
+        shapes_question q, r;
+        shapes_scene_sample_split(&s, SHAPES_SPLIT_TRAIN, &a);
+        shapes_scene_sample_split(&s, SHAPES_SPLIT_TRAIN, &b);
+        assert_int_equal(shapes_question_sample_mix(&s, &a, &q), 0);
+        assert_int_equal(shapes_question_sample_weighted(&s, NULL, &b, &r), 0);
+        assert_string_equal(q.prompt, r.prompt);
+        uniform[q.type]++;
+        assert_int_equal(shapes_question_sample_weighted(&s, w, &b, &r), 0);
+        weighted[r.type]++;
+        shapes_question_sample_weighted(&s, w, &a, &r); /* keep the streams together */
+    }
+    const double ratio = (double)weighted[SHAPES_Q_COUNT_SHAPE] / uniform[SHAPES_Q_COUNT_SHAPE];
+    print_message("count_shape %d -> %d (x%.2f), size %d -> %d\n", uniform[SHAPES_Q_COUNT_SHAPE],
+                  weighted[SHAPES_Q_COUNT_SHAPE], ratio, uniform[SHAPES_Q_SIZE], weighted[SHAPES_Q_SIZE]);
+    assert_int_equal(weighted[SHAPES_Q_SIZE], 0);
+    /* 3 of about 6.5 askable weights instead of 1 of 7.5: about 2.6x */
+    assert_true(ratio > 2.2 && ratio < 3.0);
+    for (int t = 0; t < SHAPES_N_QTYPES; t++) w[t] = 0.0f;
+    shapes_scene s;
+    shapes_question q;
+    shapes_scene_sample_split(&s, SHAPES_SPLIT_TRAIN, &a);
+    assert_int_equal(shapes_question_sample_weighted(&s, w, &a, &q), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stream_pinned),     cmocka_unit_test(test_determinism),
@@ -738,7 +778,7 @@ int main(void) {
         cmocka_unit_test(test_sampled_questions), cmocka_unit_test(test_question_balance),
         cmocka_unit_test(test_splits),            cmocka_unit_test(test_shape_geometry),
         cmocka_unit_test(test_render),            cmocka_unit_test(test_extents),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),            cmocka_unit_test(test_question_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

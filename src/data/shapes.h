@@ -186,5 +186,10 @@ int shapes_question_sample(const shapes_scene *s, shapes_qtype type, loom_rng *r
  * (COUNT_ALL always is), then shapes_question_sample. Returns 0, or -1 only
  * for an invalid scene (nothing is askable about one). */
 int shapes_question_sample_mix(const shapes_scene *s, loom_rng *rng, shapes_question *q);
+/* As shapes_question_sample_mix, the type chosen among the askable ones in
+ * proportion to weight[type] (each >= 0); weight NULL: uniformly, the same
+ * draws as shapes_question_sample_mix. -1 when no askable type has weight. */
+int shapes_question_sample_weighted(const shapes_scene *s, const float *weight, loom_rng *rng,
+                                    shapes_question *q);
 
 #endif

@@ -252,10 +252,23 @@ int shapes_question_sample(const shapes_scene *s, shapes_qtype type, loom_rng *r
     return 0;
 }
 
-int shapes_question_sample_mix(const shapes_scene *s, loom_rng *rng, shapes_question *q) {
+int shapes_question_sample_weighted(const shapes_scene *s, const float *weight, loom_rng *rng,
+                                    shapes_question *q) {
     int types[SHAPES_N_QTYPES], k = 0;
+    float total = 0.0f;
     for (int t = 0; t < SHAPES_N_QTYPES; t++)
-        if (shapes_question_askable(s, (shapes_qtype)t)) types[k++] = t;
-    if (k == 0) return -1; /* an invalid scene: nothing is askable */
-    return shapes_question_sample(s, (shapes_qtype)types[rng_below(rng, (uint32_t)k)], rng, q);
+        if (shapes_question_askable(s, (shapes_qtype)t) && (!weight || weight[t] > 0.0f)) {
+            types[k++] = t;
+            total += weight ? weight[t] : 1.0f;
+        }
+    if (k == 0) return -1; /* an invalid scene, or every askable type weighs 0 */
+    if (!weight) return shapes_question_sample(s, (shapes_qtype)types[rng_below(rng, (uint32_t)k)], rng, q);
+    float u = rng_uniform(rng) * total;
+    int i = 0;
+    while (i < k - 1 && u >= weight[types[i]]) u -= weight[types[i++]];
+    return shapes_question_sample(s, (shapes_qtype)types[i], rng, q);
+}
+
+int shapes_question_sample_mix(const shapes_scene *s, loom_rng *rng, shapes_question *q) {
+    return shapes_question_sample_weighted(s, NULL, rng, q);
 }

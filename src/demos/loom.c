@@ -55,6 +55,10 @@ static void train_usage(FILE *f) {
             "  --caption-asks X     with --data shapes: share of the caption rows that go on\n"
             "                       with questions, the caption in context (what ask\n"
             "                       --caption-first does at inference; default 0)\n"
+            "  --question-weights T=W,..  with --data shapes: draw question types in proportion\n"
+            "                       to these weights (others 1; types: color shape_at\n"
+            "                       count_all count_shape count_color exists where size;\n"
+            "                       default: uniformly among the askable types)\n"
             "  --caption-noise X    with --data shapes: chance that an object's color word in\n"
             "                       a caption row's input is swapped for another color (the\n"
             "                       targets stay true: shapes are read off the image; default 0)\n"
@@ -126,6 +130,35 @@ static void train_usage(FILE *f) {
 }
 
 /* Applies one option; returns 1 if it consumed a value, 0 if not, -1 on error. */
+/* --question-weights "count_shape=3,color=0.5": weights of the named
+ * question types (0..100), the others 1. */
+static int parse_qweights(const char *flag, const char *val, train_options *o) {
+    float w[SHAPES_N_QTYPES];
+    for (int t = 0; t < SHAPES_N_QTYPES; t++) w[t] = 1.0f;
+    const char *p = val;
+    while (*p) {
+        const char *eq = strchr(p, '=');
+        char name[32];
+        if (!eq || eq == p || (size_t)(eq - p) >= sizeof name) goto bad;
+        memcpy(name, p, (size_t)(eq - p));
+        name[eq - p] = '\0';
+        const int t = shapes_qtype_from_name(name);
+        char *end;
+        errno = 0;
+        const double x = strtod(eq + 1, &end);
+        if (t < 0 || end == eq + 1 || errno || !(x >= 0 && x <= 100) || (*end && *end != ',')) goto bad;
+        w[t] = (float)x;
+        p = *end ? end + 1 : end;
+    }
+    memcpy(o->qweight, w, sizeof w);
+    o->has_qweight = 1;
+    return 0;
+bad:
+    fprintf(stderr, "loom: %s: want TYPE=WEIGHT,... with types %s and weights 0 to 100: \"%s\"\n", flag,
+            "color shape_at count_all count_shape count_color exists where size", val);
+    return -1;
+}
+
 static int train_apply(train_options *o, const char *flag, const char *val) {
     int64_t n;
 #define NEED_VAL() if (!val) { fprintf(stderr, "loom: train: %s needs a value\n", flag); return -1; }
@@ -160,6 +193,10 @@ static int train_apply(train_options *o, const char *flag, const char *val) {
     FLT_OPT("--spoken-questions", spoken_questions, 0, 1)
     FLT_OPT("--caption-asks", caption_asks, 0, 1)
     FLT_OPT("--caption-noise", caption_noise, 0, 1)
+    if (!strcmp(flag, "--question-weights")) {
+        NEED_VAL();
+        return parse_qweights(flag, val, o) ? -1 : 1;
+    }
     if (!strcmp(flag, "--vq-channels")) {
         NEED_VAL();
         /* "64,128,128": one count per stride-2 level */

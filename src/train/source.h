@@ -24,6 +24,7 @@
 
 #include "core/error.h"
 #include "core/rng.h"
+#include "data/shapes.h"
 #include "encoders/image.h"
 #include "fusion/sequence.h"
 #include "model/model.h"
@@ -48,6 +49,8 @@ typedef struct train_source {
     float caption_noise;         /* shapes: chance that a caption-only row's object has its
                                     color word swapped in the input (targets stay true) */
     int32_t turns;               /* shapes: questions per question record (at most 8) */
+    int has_qweight;             /* shapes: question types drawn in proportion to qweight */
+    float qweight[SHAPES_N_QTYPES];
     float gen_frac;              /* shapes + image output: fraction of generation rows */
     float gen_drop;              /* each stated attribute left out with this probability */
     float gen_uncond;            /* fraction of generation rows with the empty prompt (guidance) */

@@ -318,6 +318,8 @@ int train_run(const train_options *o, loom_error *err) {
     src.spoken_questions = o->spoken_questions;
     src.caption_asks = o->caption_asks;
     src.caption_noise = o->caption_noise;
+    src.has_qweight = o->has_qweight;
+    memcpy(src.qweight, o->qweight, sizeof src.qweight);
     if (o->speech && source_add_speech(&src, o->speech, err)) {
         source_close(&src);
         return -1;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "data/shapes.h"
 #include "decoder/decoder.h"
 #include "heads/vq.h"
 #include "model/model.h"
@@ -25,6 +26,8 @@ typedef struct train_options {
     float       spoken_questions; /* the share of spoken rows that are questions (< 0: a third) */
     float       caption_asks; /* shapes: the share of caption rows that go on with questions */
     float       caption_noise; /* shapes: chance an object's color word is swapped in a caption's input */
+    int         has_qweight;   /* shapes: question types drawn in proportion to qweight (else uniformly) */
+    float       qweight[SHAPES_N_QTYPES];
     int32_t batch, seq, accum;
     int64_t steps, warmup;
     float   lr, min_lr, weight_decay, beta1, beta2, grad_clip;
