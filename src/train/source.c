@@ -316,12 +316,12 @@ int source_prepare(train_source *s, const loom_model *m, int32_t T, loom_error *
     return 0;
 }
 
-/* Encodes text into out (at most cap ids); -1 if it does not fit. */
 /* The question-type weights of --question-weights, or NULL (uniform). */
 static const float *source_qweight(const train_source *s) {
     return s->has_qweight ? s->qweight : NULL;
 }
 
+/* Encodes text into out (at most cap ids); -1 if it does not fit. */
 static int32_t encode(const loom_model *m, const char *text, int32_t *out, int32_t cap,
                       loom_error *err) {
     int64_t n = tokenizer_encode(m->tok, text, strlen(text), out, (size_t)cap, NULL, err);
@@ -483,7 +483,8 @@ static int speech_record(train_source *s, const loom_model *m, fusion_batch *fb,
     if (kind == 1) {
         shapes_question q;
         size_t first, n;
-        if (shapes_question_sample_weighted(scene, source_qweight(s), rng, &q)) return loom_error_set(err, "shapes: no question");
+        if (shapes_question_sample_weighted(scene, source_qweight(s), rng, &q))
+            return loom_error_set(err, "shapes: no question");
         if ((n = speech_bank_find(bank, q.prompt, &first)) > 0) {
             const speech_utt *u = &bank->u[bank->by_text[first + rng_below(rng, (uint32_t)n)]];
             shapes_scene sc = *scene;
@@ -530,7 +531,8 @@ static int add_questions(train_source *s, const loom_model *m, fusion_batch *fb,
                          int32_t n_asked, loom_error *err) {
     shapes_question q;
     for (int tries = 0; tries < 4 * SOURCE_MAX_TURNS && n_asked < s->turns && n_asked < SOURCE_MAX_TURNS; tries++) {
-        if (shapes_question_sample_weighted(sc, source_qweight(s), rng, &q)) return loom_error_set(err, "shapes: no question");
+        if (shapes_question_sample_weighted(sc, source_qweight(s), rng, &q))
+            return loom_error_set(err, "shapes: no question");
         int dup = 0;
         for (int32_t i = 0; i < n_asked; i++) dup |= strcmp(asked[i], q.prompt) == 0;
         if (dup) continue;
@@ -565,18 +567,21 @@ static int noise_caption(const train_source *s, const loom_model *m, fusion_batc
         const int8_t was = alt.obj[i].color;
         const int32_t other = (int32_t)rng_below(rng, SHAPES_N_COLORS - 1);
         if (!nc) {
-            if (shapes_caption(sc, text, sizeof text) < 0) return loom_error_set(err, "shapes: caption too long");
+            if (shapes_caption(sc, text, sizeof text) < 0)
+                return loom_error_set(err, "shapes: caption too long");
             if ((nc = encode(m, text, clean, SOURCE_MAX_TEXT_TOKENS, err)) < 0) return -1;
         }
         alt.obj[i].color = (int8_t)(other >= sc->obj[i].color ? other + 1 : other);
-        if (shapes_caption(&alt, text, sizeof text) < 0) return loom_error_set(err, "shapes: caption too long");
+        if (shapes_caption(&alt, text, sizeof text) < 0)
+            return loom_error_set(err, "shapes: caption too long");
         const int32_t nn = encode(m, text, noisy, SOURCE_MAX_TEXT_TOKENS, err);
         if (nn < 0) return -1;
         if (nn == nc) swapped = 1;
         else alt.obj[i].color = was;
     }
     if (!swapped) return 0;
-    if (shapes_caption(&alt, text, sizeof text) < 0 || encode(m, text, noisy, SOURCE_MAX_TEXT_TOKENS, err) != nc)
+    if (shapes_caption(&alt, text, sizeof text) < 0 ||
+        encode(m, text, noisy, SOURCE_MAX_TEXT_TOKENS, err) != nc)
         return loom_error_set(err, "shapes: caption noise changed the token count");
     int32_t *tok = fb->tokens + (size_t)b * fb->T;
     const int32_t first = fb->len[b] - 1 - nc; /* the caption's first token; <eos> ends the row */
@@ -615,7 +620,8 @@ static int shapes_record(train_source *s, const loom_model *m, fusion_batch *fb,
         return s->caption_noise > 0 ? noise_caption(s, m, fb, b, &sc, rng, err) : 0;
     }
     shapes_question q;
-    if (shapes_question_sample_weighted(&sc, source_qweight(s), rng, &q)) return loom_error_set(err, "shapes: no question");
+    if (shapes_question_sample_weighted(&sc, source_qweight(s), rng, &q))
+        return loom_error_set(err, "shapes: no question");
     if (set_record(m, fb, b, &img, s->patches, q.prompt, q.answer, err)) return -1;
     snprintf(asked[0], sizeof asked[0], "%s", q.prompt);
     return add_questions(s, m, fb, b, &sc, rng, asked, 1, err);
