@@ -16,10 +16,13 @@
 #                                     spoken questions (loom-shapes.stage5.recipe.json)
 #   7. runs/stage6.safetensors        again from stage 5, 8,000 steps, 30% of rows spoken
 #                                     (loom-shapes.stage6.recipe.json)
-#   8. models/loom-shapes.safetensors stage 6 grown from 6 to 8 layers, 3,500 steps, half the
-#                                     caption rows followed by questions (loom-shapes.recipe.json)
+#   8. runs/stage7.safetensors        stage 6 grown from 6 to 8 layers, 3,500 steps, half the
+#                                     caption rows followed by questions (loom-shapes.stage7.recipe.json)
+#   9. models/loom-shapes.safetensors again from stage 7, 4,000 steps, color words of captions
+#                                     swapped in the input, count_shape questions three times as
+#                                     often (loom-shapes.recipe.json)
 #
-# Usage: scripts/train_shipped.sh [-t THREADS]   (about 10 hours on 2 cores)
+# Usage: scripts/train_shipped.sh [-t THREADS]   (about 11.5 hours on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 loom=build/loom
@@ -60,10 +63,14 @@ fi
 # Stage 7 grows the model to 8 layers. It ran its first 150 steps on a 5,500-step schedule,
 # then (to fit the session) was resumed from that checkpoint with the recipe's 3,500 steps
 # (at step 150 the two cosines differ by under 0.1% of the learning rate). Both phases:
-last=$(tail -1 models/loom-shapes.log.csv 2>/dev/null | cut -d, -f1)
-if [ ! -e models/loom-shapes.safetensors.ckpt ] || ! [[ "$last" =~ ^[0-9]+$ ]] || [ "$last" -lt 150 ]; then
-    "$loom" train --config models/loom-shapes.recipe.json --steps 5500 --stop-after 150 \
-        -o models/loom-shapes.safetensors --log models/loom-shapes.log.csv --resume "$@"
+if [ ! -e runs/stage7.safetensors ]; then
+    last=$(tail -1 models/loom-shapes.stage7.log.csv 2>/dev/null | cut -d, -f1)
+    if [ ! -e runs/stage7.safetensors.ckpt ] || ! [[ "$last" =~ ^[0-9]+$ ]] || [ "$last" -lt 150 ]; then
+        "$loom" train --config models/loom-shapes.stage7.recipe.json --steps 5500 --stop-after 150 \
+            -o runs/stage7.safetensors --log models/loom-shapes.stage7.log.csv --resume "$@"
+    fi
+    "$loom" train --config models/loom-shapes.stage7.recipe.json -o runs/stage7.safetensors \
+        --log models/loom-shapes.stage7.log.csv --resume "$@"
 fi
 "$loom" train --config models/loom-shapes.recipe.json -o models/loom-shapes.safetensors \
     --log models/loom-shapes.log.csv --resume "$@"

@@ -34,7 +34,7 @@ else
 fi
 
 CAPTION_FLOOR="${CAPTION_FLOOR:-92}"
-VQA_FLOOR="${VQA_FLOOR:-92}"
+VQA_FLOOR="${VQA_FLOOR:-93}"
 out=$("$loom" eval -m "$model" --n 10 --questions 2 --seed 1000)
 echo "$out"
 cap=$(echo "$out" | awk '$1 == "test" && $2 == "all" {sub("%", "", $3); print $3}')
